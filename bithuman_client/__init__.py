@@ -1,0 +1,28 @@
+"""Async client for bitHuman's REST APIs (runtime tokens, dynamics, agents, context)."""
+
+from bithuman_client.client import BithumanClient, RetryPolicy
+from bithuman_client.errors import (
+    AuthenticationError,
+    BithumanError,
+    NetworkError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+)
+from bithuman_client.models import RuntimeToken
+
+__all__ = [
+    "AuthenticationError",
+    "BithumanClient",
+    "BithumanError",
+    "NetworkError",
+    "NotFoundError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RetryPolicy",
+    "RuntimeToken",
+    "ServerError",
+    "ValidationError",
+]

@@ -1,0 +1,230 @@
+"""One async client for bitHuman's REST APIs.
+
+Every call goes through `_request`: `api-secret` header, per-call timeout, and retries with
+exponential backoff and jitter on 429 (honouring Retry-After), 5xx and network errors. Failures
+surface as the typed errors of `bithuman_client.errors`, carrying the API's `error`, `code` and
+`details`. The clock (`sleep`) and the jitter source are injectable so tests run instantly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+import pydantic
+
+from bithuman_client.errors import (
+    BithumanError,
+    NetworkError,
+    RateLimitError,
+    ServerError,
+    error_for_status,
+)
+from bithuman_client.models import RuntimeToken
+from common.logs import get_logger
+
+DEFAULT_BASE_URL = "https://api.bithuman.ai"
+
+log = get_logger("bithuman_client")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts a call gets and how long to wait between them."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    # A Retry-After longer than this is not waited for: the call fails with RateLimitError.
+    max_retry_after: float = 30.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Delay before retry number `attempt` (0-based): equal jitter on a doubling cap."""
+        cap = min(self.max_delay, self.base_delay * (2**attempt))
+        return float(cap / 2 + rng.uniform(0, cap / 2))
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None, Any]:
+    """(error, code, details) from both of bitHuman's error shapes."""
+    if not isinstance(body, dict):
+        return None, None, None
+    error = body.get("error")
+    code = body.get("code")
+    details = body.get("details")
+    # Older shape: {success: false, error: "AGENT_NOT_FOUND", message: "..."}
+    if code is None and isinstance(error, str) and error.isupper():
+        code = error
+        error = body.get("message", error)
+    elif error is None:
+        error = body.get("message")
+    return (
+        str(error) if error is not None else None,
+        str(code) if code is not None else None,
+        details,
+    )
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def _parse(model: type[M], body: Any) -> M:
+    """Validate a success body (bare, or wrapped in `data`) as `model`."""
+    data = body.get("data", body) if isinstance(body, dict) else body
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        message = f"unexpected bitHuman API response for {model.__name__}: {exc}"
+        raise BithumanError(message) from exc
+
+
+class BithumanClient:
+    """Async client; use as `async with BithumanClient(secret) as client:`."""
+
+    def __init__(
+        self,
+        api_secret: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not api_secret:
+            raise ValueError("a bitHuman API secret is required")
+        self._secret = api_secret
+        self._base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retry = retry or RetryPolicy()
+        self._session = session
+        self._owns_session = session is None
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def request(self, method: str, path: str, *, payload: Any = None) -> Any:
+        """Call `path` and return its decoded JSON body, retrying what is worth retrying."""
+        url = f"{self._base_url}{path}"
+        headers = {"api-secret": self._secret, "Accept": "application/json"}
+        last: BithumanError | None = None
+        for attempt in range(self._retry.attempts):
+            delay: float | None = None
+            try:
+                async with self._http().request(
+                    method, url, json=payload, headers=headers, timeout=self._timeout
+                ) as resp:
+                    body = await self._body(resp)
+                    if resp.status < 400:
+                        return body
+                    last = self._status_error(resp, body)
+                    if isinstance(last, RateLimitError):
+                        hint = last.retry_after
+                        if hint is not None and hint > self._retry.max_retry_after:
+                            raise last
+                        delay = hint
+                    elif not isinstance(last, ServerError):
+                        raise last
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                last = NetworkError(f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": "))
+            if attempt + 1 < self._retry.attempts:
+                wait = delay if delay is not None else self._retry.backoff(attempt, self._rng)
+                log.info(
+                    "bithuman api retry",
+                    path=path,
+                    attempt=attempt + 1,
+                    wait_s=round(wait, 3),
+                    reason=type(last).__name__,
+                    status=last.status,
+                )
+                await self._sleep(wait)
+        assert last is not None
+        raise last
+
+    @staticmethod
+    async def _body(resp: aiohttp.ClientResponse) -> Any:
+        text = await resp.text()
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    @staticmethod
+    def _status_error(resp: aiohttp.ClientResponse, body: Any) -> BithumanError:
+        error, code, details = _error_fields(body)
+        cls = error_for_status(resp.status)
+        message = f"bitHuman API {resp.method} {resp.url.path} answered {resp.status}"
+        if error:
+            message += f": {error}"
+        fields: dict[str, Any] = {
+            "status": resp.status,
+            "error": error,
+            "code": code,
+            "details": details,
+        }
+        if cls is RateLimitError:
+            retry_after = _retry_after_seconds(resp.headers.get("Retry-After"))
+            return RateLimitError(message, retry_after=retry_after, **fields)
+        return cls(message, **fields)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def mint_runtime_token(
+        self, *, room_name: str, livekit_url: str, agent_code: str | None = None
+    ) -> RuntimeToken:
+        """A one-hour token scoped to this room, to hand the avatar instead of the secret."""
+        payload: dict[str, Any] = {
+            "scope": "livekit-cloud",
+            "room_name": room_name,
+            "livekit_url": livekit_url,
+        }
+        if agent_code:
+            payload["agent_code"] = agent_code
+        body = await self.request("POST", "/v1/runtime-tokens/mint", payload=payload)
+        return _parse(RuntimeToken, body)

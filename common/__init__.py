@@ -1,0 +1,1 @@
+"""Pieces every service of the project shares: settings loading, logging, HTTP errors."""

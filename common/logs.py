@@ -1,0 +1,128 @@
+"""structlog on top of the standard library: one pipeline for our lines and everyone else's.
+
+Our code logs through structlog; each call becomes a stdlib record whose key/values are record
+attributes, so it crosses livekit-agents' job-process log queue intact and picks up the job's
+room and job id there. The process that writes to stdout formats every record (ours, livekit's,
+aiohttp's) with one `ProcessorFormatter`: JSON lines in production, a readable console otherwise.
+Known secret values are masked wherever they appear, and keys that name a secret are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+_SECRET_KEY = re.compile(r"(secret|password|api_?key|token|authorization|signature)", re.I)
+_MASK = "***"
+_secrets: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Mask these values in every log line from now on (short values would mask noise)."""
+    _secrets.update(v for v in values if v and len(v) >= 6)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _secrets:
+            if secret in value:
+                value = value.replace(secret, _MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: _MASK if _SECRET_KEY.search(str(k)) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask secret-named keys and any registered secret value."""
+    for key in list(event_dict):
+        if key != "event" and _SECRET_KEY.search(key):
+            event_dict[key] = _MASK
+        else:
+            event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        redact,
+    ]
+
+
+def configure_structlog() -> None:
+    """Route structlog calls into stdlib logging as records with key/value attributes."""
+    structlog.configure(
+        processors=[*_shared_processors(), structlog.stdlib.render_to_log_kwargs],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.pop("color_message", None)
+    event_dict.pop("level_number", None)
+    return event_dict
+
+
+def formatter(*, json: bool) -> logging.Formatter:
+    """The stdout formatter: JSON lines (`json=True`) or a readable console line."""
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.ExtraAdder(),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _drop_color_message,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+
+
+def install_formatter(*, json: bool, level: int | str | None = None) -> None:
+    """Format every record of this process with our formatter (adds a handler if none)."""
+    root = logging.getLogger()
+    fmt = formatter(json=json)
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stdout))
+    for handler in root.handlers:
+        handler.setFormatter(fmt)
+    if level is not None:
+        root.setLevel(level)
+
+
+def setup(*, json: bool, level: int | str = "INFO", secrets: Iterable[str] = ()) -> None:
+    """Everything a standalone service needs: structlog, our formatter, secret masking."""
+    register_secrets(secrets)
+    configure_structlog()
+    install_formatter(json=json, level=level)
+
+
+def get_logger(name: str, **initial: Any) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name, **initial)
+    return logger
+
+
+def bind(**fields: Any) -> None:
+    """Attach fields to every line logged from the current task (contextvars)."""
+    structlog.contextvars.bind_contextvars(**fields)

@@ -1,0 +1,77 @@
+"""Typed settings from the environment and `.env`, validated once at start-up.
+
+Every service defines one `ServiceSettings` subclass. `load_settings` turns a validation
+failure into one readable line naming the variable (and where to get it) and exit status 2,
+because a traceback is the wrong answer to a typo in `.env`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EXIT_CONFIG_ERROR = 2
+
+T = TypeVar("T", bound="ServiceSettings")
+
+
+class ServiceSettings(BaseSettings):
+    """Base for each service's settings: environment first, then `.env` in the working dir."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    def secret_values(self) -> list[str]:
+        """Every non-empty secret in these settings, for the log redactor."""
+        found: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                found.append(value.get_secret_value())
+        return found
+
+
+def describe_error(cls: type[ServiceSettings], error: ValidationError) -> str:
+    """One line naming each bad variable, what is wrong with it and where to get it."""
+    parts: list[str] = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        info = cls.model_fields.get(field)
+        var = info.validation_alias if info and isinstance(info.validation_alias, str) else field
+        var = var.upper()
+        if item["type"] == "missing":
+            what = f"{var} is not set"
+        else:
+            msg = str(item["msg"]).removeprefix("Value error, ")
+            what = f"{var} is invalid: {msg}"
+        hint = _hint(info.json_schema_extra if info else None)
+        parts.append(f"{what} ({hint})" if hint else what)
+    return "configuration error: " + "; ".join(parts)
+
+
+def _hint(extra: Any) -> str | None:
+    if isinstance(extra, dict):
+        hint = extra.get("hint")
+        return str(hint) if hint else None
+    return None
+
+
+def fail(message: str) -> NoReturn:
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_CONFIG_ERROR)
+
+
+def load_settings(cls: type[T], **overrides: Any) -> T:
+    """Build `cls` from the environment, or print one line and exit with status 2."""
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        fail(describe_error(cls, error))
