@@ -11,12 +11,13 @@ from bithuman_client.errors import (
     ServerError,
     ValidationError,
 )
-from bithuman_client.models import RuntimeToken
+from bithuman_client.models import DynamicsCatalog, RuntimeToken
 
 __all__ = [
     "AuthenticationError",
     "BithumanClient",
     "BithumanError",
+    "DynamicsCatalog",
     "NetworkError",
     "NotFoundError",
     "QuotaExceededError",

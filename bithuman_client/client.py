@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import pydantic
@@ -28,7 +29,7 @@ from bithuman_client.errors import (
     ServerError,
     error_for_status,
 )
-from bithuman_client.models import RuntimeToken
+from bithuman_client.models import DynamicsCatalog, RuntimeToken
 from common.logs import get_logger
 
 DEFAULT_BASE_URL = "https://api.bithuman.ai"
@@ -228,3 +229,8 @@ class BithumanClient:
             payload["agent_code"] = agent_code
         body = await self.request("POST", "/v1/runtime-tokens/mint", payload=payload)
         return _parse(RuntimeToken, body)
+
+    async def get_dynamics(self, agent_id: str) -> DynamicsCatalog:
+        """The gesture catalog of an avatar (`has_dynamics` is False when it has none)."""
+        body = await self.request("GET", f"/v1/dynamics/{quote(agent_id, safe='')}")
+        return _parse(DynamicsCatalog, body)
