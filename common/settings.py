@@ -43,7 +43,10 @@ def describe_error(cls: type[ServiceSettings], error: ValidationError) -> str:
     """One line naming each bad variable, what is wrong with it and where to get it."""
     parts: list[str] = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
+        if not item["loc"]:  # a rule across several variables names them in its message
+            parts.append(str(item["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(item["loc"][0])
         info = cls.model_fields.get(field)
         var = info.validation_alias if info and isinstance(info.validation_alias, str) else field
         var = var.upper()

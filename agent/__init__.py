@@ -1,0 +1,1 @@
+"""LiveKit Agents worker: OpenAI Realtime conversation shown through a bitHuman avatar."""

@@ -1,0 +1,46 @@
+"""`python -m agent dev|start|console|connect|download-files`, through livekit-agents' CLI."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from agent.settings import AgentSettings
+from common import logs
+from common.settings import load_settings
+
+NEEDS_SERVER = {"dev", "start", "connect"}
+NEEDS_SETTINGS = NEEDS_SERVER | {"console"}
+WORKER_COMMANDS = {"dev", "start"}  # console and connect keep livekit's terminal UI
+
+
+def main(argv: list[str]) -> None:
+    command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+    settings: AgentSettings | None = None
+    if command in NEEDS_SETTINGS and "--help" not in argv:
+        settings = load_settings(AgentSettings)
+        if command in NEEDS_SERVER:
+            settings.require_livekit()
+        settings.instructions()  # an unreadable prompt file stops us now, not in every job
+        logs.register_secrets(settings.secret_values())
+        logs.configure_structlog()
+
+    # imported only now, so a configuration error answers before livekit's heavy imports
+    from livekit.agents import cli
+
+    from agent.worker import build_server
+
+    # --help and download-files need no credentials: build the server from the defaults
+    server = build_server(settings or AgentSettings.model_construct())
+    if settings is not None and command in WORKER_COMMANDS:
+        json_logs = settings.log_format == "json" or (
+            settings.log_format == "auto" and command == "start"
+        )
+        # livekit's CLI installs its handler first; ours then formats every line the same way
+        server.on("worker_started", lambda: logs.install_formatter(json=json_logs))
+    warnings.filterwarnings("ignore", "the built-in Python CLI is deprecated")
+    cli.run_app(server)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,140 @@
+"""The bitHuman avatar, chosen by settings, started with a fallback to audio-only.
+
+Cloud avatars never see the account secret: a room-scoped runtime token is minted per session
+and handed to the plugin in its place (the plugin copies what it is given into the avatar
+participant's attributes, which everyone in the room can read). Whatever goes wrong while the
+avatar starts (a refused mint, an API error, an avatar that never joins), the conversation goes
+on audio-only and the log says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, JobContext, JobProcess
+from livekit.agents.voice.avatar import AvatarSession
+
+from agent.settings import AgentSettings, AvatarMode
+from bithuman_client import BithumanClient, BithumanError
+from common.logs import get_logger
+
+if TYPE_CHECKING:
+    from livekit.plugins import bithuman
+
+log = get_logger("agent.avatar")
+
+RUNTIME_KEY = "bithuman_runtime"
+# The plugin retries its session request itself; keep that short, our timeout bounds it all.
+_PLUGIN_CONN = APIConnectOptions(max_retry=2, retry_interval=1.0, timeout=10.0)
+
+
+def prewarm_avatar(proc: JobProcess, settings: AgentSettings) -> None:
+    """Import the plugin on the process's main thread, and load a local runtime once."""
+    if settings.avatar_mode is AvatarMode.NONE:
+        return
+    from livekit.plugins import bithuman  # noqa: F401  (plugins register on the main thread)
+
+    if settings.avatar_mode is AvatarMode.LOCAL:
+        from bithuman import AsyncBithuman
+
+        assert settings.bithuman_model_path and settings.bithuman_api_secret
+        runtime = asyncio.run(
+            AsyncBithuman.create(
+                model_path=str(settings.bithuman_model_path),
+                api_secret=settings.bithuman_api_secret.get_secret_value(),
+            )
+        )
+        proc.userdata[RUNTIME_KEY] = runtime
+        log.info("bithuman runtime loaded", model_path=str(settings.bithuman_model_path))
+
+
+async def _cloud_avatar(settings: AgentSettings, room_name: str) -> bithuman.AvatarSession:
+    from livekit.plugins import bithuman
+
+    assert settings.bithuman_api_secret is not None and settings.livekit_url is not None
+    async with BithumanClient(
+        settings.bithuman_api_secret.get_secret_value(), base_url=settings.bithuman_rest_url
+    ) as client:
+        token = await client.mint_runtime_token(
+            room_name=room_name,
+            livekit_url=settings.livekit_url,
+            agent_code=settings.bithuman_avatar_id,
+        )
+    return bithuman.AvatarSession(
+        api_secret=token.scoped_token,
+        api_url=settings.bithuman_api_url or NOT_GIVEN,
+        avatar_id=settings.bithuman_avatar_id or NOT_GIVEN,
+        avatar_image=settings.bithuman_avatar_image or NOT_GIVEN,
+        model=settings.bithuman_model or NOT_GIVEN,
+        avatar_participant_identity=settings.avatar_identity,
+        conn_options=_PLUGIN_CONN,
+    )
+
+
+def _local_avatar(settings: AgentSettings, proc: JobProcess) -> bithuman.AvatarSession:
+    from livekit.plugins import bithuman
+
+    assert settings.bithuman_api_secret is not None
+    return bithuman.AvatarSession(
+        model_path=str(settings.bithuman_model_path),
+        api_secret=settings.bithuman_api_secret.get_secret_value(),
+        runtime=proc.userdata.get(RUNTIME_KEY) or NOT_GIVEN,
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, BithumanError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def start_avatar(
+    ctx: JobContext, session: AgentSession[Any], settings: AgentSettings
+) -> AvatarSession[Any] | None:
+    """Start the configured avatar and wait until it has joined; None means audio-only."""
+    mode = settings.avatar_mode
+    if mode is AvatarMode.NONE:
+        return None
+    if ctx.is_fake_job():
+        log.info("console mode: avatar skipped", mode=mode.value)
+        return None
+
+    avatar: AvatarSession[Any] | None = None
+    stage = "start"
+    try:
+        async with asyncio.timeout(settings.avatar_start_timeout):
+            if mode is AvatarMode.LOCAL:
+                avatar = _local_avatar(settings, ctx.proc)
+            else:
+                avatar = await _cloud_avatar(settings, ctx.room.name)
+            await avatar.start(
+                session,
+                ctx.room,
+                livekit_url=settings.livekit_url or NOT_GIVEN,
+                livekit_api_key=settings.livekit_api_key or NOT_GIVEN,
+                livekit_api_secret=(
+                    settings.livekit_api_secret.get_secret_value()
+                    if settings.livekit_api_secret
+                    else NOT_GIVEN
+                ),
+            )
+        stage = "join"
+        await avatar.wait_for_join(timeout=settings.avatar_join_timeout)
+    except Exception as exc:
+        log.warning(
+            "avatar unavailable, continuing audio-only",
+            mode=mode.value,
+            stage=stage,
+            reason=_reason(exc),
+        )
+        # the plugin may already have routed the agent's audio to the avatar
+        session.output.audio = None
+        if avatar is not None:
+            await avatar.aclose()  # also removes a half-joined avatar participant
+        return None
+
+    log.info("avatar ready", mode=mode.value, identity=avatar.avatar_identity)
+    return avatar

@@ -1,0 +1,70 @@
+"""One job: a room's conversation, from connection to shutdown. Reads as a table of contents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livekit.agents import AgentSession, JobContext, room_io
+from livekit.agents.voice.events import CloseEvent, ErrorEvent
+
+from agent.avatar import start_avatar
+from agent.session import build_agent, build_session
+from agent.settings import AgentSettings
+from agent.usage import UsageTracker
+from common.logs import get_logger
+
+log = get_logger("agent.job")
+
+SETTINGS_KEY = "settings"
+VAD_KEY = "vad"
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    settings: AgentSettings = ctx.proc.userdata[SETTINGS_KEY]
+    ctx.log_context_fields = {"room": ctx.job.room.name, "job_id": ctx.job.id}
+
+    session = build_session(settings, vad_model=ctx.proc.userdata.get(VAD_KEY))
+    usage = UsageTracker(session)
+    watch(ctx, session, usage)
+
+    await ctx.connect()
+    avatar = await start_avatar(ctx, session, settings)
+
+    await session.start(
+        agent=build_agent(settings),
+        room=ctx.room,
+        # with an avatar, its participant publishes the agent's voice: a second track would echo
+        room_options=room_io.RoomOptions(audio_output=avatar is None),
+    )
+    log.info("session started", avatar=avatar is not None)
+
+
+def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> None:
+    """Log errors, end the job when the session ends, and log the session's usage."""
+
+    def on_error(ev: ErrorEvent) -> None:
+        error = ev.error
+        log.warning(
+            "session error",
+            source=type(ev.source).__name__,
+            error=str(getattr(error, "error", error)),
+            recoverable=bool(getattr(error, "recoverable", False)),
+        )
+
+    def on_close(ev: CloseEvent) -> None:
+        log.info(
+            "session closed",
+            reason=ev.reason.value,
+            error=str(ev.error.error) if ev.error else None,
+        )
+        ctx.shutdown(reason=f"session closed: {ev.reason.value}")
+
+    async def on_shutdown(reason: str) -> None:
+        session.off("error", on_error)
+        session.off("close", on_close)
+        usage.detach()
+        log.info("session usage", shutdown_reason=reason, **usage.summary())
+
+    session.on("error", on_error)
+    session.on("close", on_close)
+    ctx.add_shutdown_callback(on_shutdown)

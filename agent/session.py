@@ -1,0 +1,51 @@
+"""The conversation: an `AgentSession` on OpenAI Realtime with the prewarmed Silero VAD."""
+
+from __future__ import annotations
+
+from livekit.agents import NOT_GIVEN, Agent, AgentSession, vad
+from livekit.plugins import openai
+from openai.types.realtime import AudioTranscription
+
+from agent.settings import AgentSettings
+from common.logs import get_logger
+
+log = get_logger("agent.session")
+
+
+class AvatarAgent(Agent):
+    """The persona. Greets once it enters, which happens after the avatar is ready."""
+
+    def __init__(self, *, instructions: str, greeting: str) -> None:
+        super().__init__(instructions=instructions)
+        self._greeting = greeting
+
+    async def on_enter(self) -> None:
+        # Realtime models have no say(): the greeting is a generated reply.
+        self.session.generate_reply(instructions=self._greeting)
+
+
+def realtime_model(settings: AgentSettings) -> openai.realtime.RealtimeModel:
+    return openai.realtime.RealtimeModel(
+        model=settings.openai_realtime_model,
+        voice=settings.openai_voice,
+        api_key=settings.openai_api_key.get_secret_value(),
+        # User transcripts (dynamics, webhooks, logs) exist only with this on.
+        input_audio_transcription=AudioTranscription(model=settings.openai_transcription_model),
+        base_url=settings.openai_base_url or NOT_GIVEN,
+    )
+
+
+def build_session(settings: AgentSettings, *, vad_model: vad.VAD | None) -> AgentSession[None]:
+    return AgentSession(
+        llm=realtime_model(settings),
+        vad=vad_model,
+        turn_handling={
+            # A remote avatar cannot pause its stream, so "resume after a false
+            # interruption" would leave the avatar and the transcript out of step.
+            "interruption": {"resume_false_interruption": False},
+        },
+    )
+
+
+def build_agent(settings: AgentSettings) -> AvatarAgent:
+    return AvatarAgent(instructions=settings.instructions(), greeting=settings.agent_greeting)

@@ -1,0 +1,187 @@
+"""The worker's settings: one typed object, from the environment and `.env`.
+
+Loaded once in the worker's main process (so a bad value stops `python -m agent` with one line
+and exit status 2) and again in each job process, which inherits the same environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+
+from common.settings import ServiceSettings, fail
+
+OPENAI_KEY_HINT = "create one at https://platform.openai.com/api-keys"
+LIVEKIT_HINT = (
+    "from your LiveKit Cloud project settings, or devkey/secret for `livekit-server --dev`"
+)
+BITHUMAN_HINT = "copy it from https://imaginex.bithuman.ai/#developer"
+
+BithumanModel = Literal["essence", "expression", "essence-2", "expression-2"]
+
+
+class AvatarMode(StrEnum):
+    NONE = "none"
+    CLOUD_AGENT = "cloud-agent"
+    CLOUD_IMAGE = "cloud-image"
+    LOCAL = "local"
+
+
+class AgentSettings(ServiceSettings):
+    # --- OpenAI Realtime -------------------------------------------------------------------
+    openai_api_key: SecretStr = Field(json_schema_extra={"hint": OPENAI_KEY_HINT})
+    openai_base_url: str | None = Field(
+        default=None, description="Realtime API base URL (a proxy, Azure-compatible gateway)."
+    )
+    openai_realtime_model: str = "gpt-realtime"
+    openai_voice: str = "marin"
+    openai_transcription_model: str = "gpt-4o-mini-transcribe"
+
+    # --- LiveKit (not needed by `console`) ---------------------------------------------------
+    livekit_url: str | None = Field(default=None, json_schema_extra={"hint": LIVEKIT_HINT})
+    livekit_api_key: str | None = Field(default=None, json_schema_extra={"hint": LIVEKIT_HINT})
+    livekit_api_secret: SecretStr | None = Field(
+        default=None, json_schema_extra={"hint": LIVEKIT_HINT}
+    )
+
+    # --- persona -------------------------------------------------------------------------------
+    agent_name: str = Field(default="", description="Explicit dispatch name; empty = automatic.")
+    agent_prompt: str | None = None
+    agent_prompt_file: Path = Path("config/persona.md")
+    agent_greeting: str = "Greet the user warmly in one short sentence and offer your help."
+
+    # --- bitHuman avatar -------------------------------------------------------------------------
+    bithuman_api_secret: SecretStr | None = Field(
+        default=None, json_schema_extra={"hint": BITHUMAN_HINT}
+    )
+    bithuman_avatar_id: str | None = None
+    bithuman_avatar_image: str | None = None
+    bithuman_model_path: Path | None = None
+    bithuman_model: BithumanModel | None = None
+    bithuman_rest_url: str = "https://api.bithuman.ai"
+    bithuman_api_url: str | None = Field(
+        default=None,
+        description="Avatar session endpoint the plugin calls; unset = the plugin's default.",
+    )
+    avatar_identity: str = "bithuman-avatar-agent"
+    avatar_start_timeout: float = Field(default=30.0, gt=0)
+    avatar_join_timeout: float = Field(default=60.0, gt=0)
+
+    # --- worker sizing -------------------------------------------------------------------------
+    agent_load_threshold: float = Field(default=0.75, gt=0, le=1)
+    agent_idle_processes: int | None = Field(default=None, ge=0)
+    agent_init_timeout: float | None = Field(default=None, gt=0)
+    agent_memory_warn_mb: float = Field(default=1500, ge=0)
+    agent_memory_limit_mb: float = Field(default=0, ge=0)
+    agent_drain_timeout: int = Field(default=1800, ge=0)
+    agent_http_port: int | None = Field(default=None, ge=0, le=65535)
+
+    # --- logging -------------------------------------------------------------------------------
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = Field(
+        default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "LIVEKIT_LOG_LEVEL")
+    )
+
+    @field_validator("bithuman_avatar_id", "bithuman_avatar_image", "agent_prompt", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bithuman_model_path", "bithuman_model", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bithuman_avatar_image")
+    @classmethod
+    def _image_is_path_url_or_base64(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(("http://", "https://")) or Path(value).is_file():
+            return value
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("expected an image file path, an http(s) URL or base64 data") from None
+        return value
+
+    @field_validator("bithuman_model_path")
+    @classmethod
+    def _model_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such .imx file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_avatar_source(self) -> Self:
+        sources = [
+            name
+            for name, value in (
+                ("BITHUMAN_AVATAR_ID", self.bithuman_avatar_id),
+                ("BITHUMAN_AVATAR_IMAGE", self.bithuman_avatar_image),
+                ("BITHUMAN_MODEL_PATH", self.bithuman_model_path),
+            )
+            if value is not None
+        ]
+        if len(sources) > 1:
+            raise ValueError(f"set only one of {' and '.join(sources)}")
+        if sources and self.bithuman_api_secret is None:
+            raise ValueError(f"BITHUMAN_API_SECRET is required with {sources[0]} ({BITHUMAN_HINT})")
+        if self.bithuman_model is not None and self.avatar_mode is AvatarMode.LOCAL:
+            raise ValueError("BITHUMAN_MODEL applies to cloud avatars; a .imx file fixes its model")
+        return self
+
+    @property
+    def avatar_mode(self) -> AvatarMode:
+        if self.bithuman_avatar_id:
+            return AvatarMode.CLOUD_AGENT
+        if self.bithuman_avatar_image:
+            return AvatarMode.CLOUD_IMAGE
+        if self.bithuman_model_path:
+            return AvatarMode.LOCAL
+        return AvatarMode.NONE
+
+    @property
+    def process_init_timeout(self) -> float:
+        """Loading a local .imx runtime in prewarm takes far longer than livekit's 10 s."""
+        if self.agent_init_timeout is not None:
+            return self.agent_init_timeout
+        return 120.0 if self.avatar_mode is AvatarMode.LOCAL else 20.0
+
+    def instructions(self) -> str:
+        """The persona: AGENT_PROMPT, else the prompt file."""
+        if self.agent_prompt:
+            return self.agent_prompt
+        try:
+            text = self.agent_prompt_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            fail(
+                f"configuration error: AGENT_PROMPT_FILE cannot be read: {exc} "
+                "(set AGENT_PROMPT or point AGENT_PROMPT_FILE at a text file)"
+            )
+        if not text:
+            fail(f"configuration error: AGENT_PROMPT_FILE {self.agent_prompt_file} is empty")
+        return text
+
+    def require_livekit(self) -> None:
+        """`dev`/`start` need a server; `console` does not. Exit 2 naming what is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("LIVEKIT_URL", self.livekit_url),
+                ("LIVEKIT_API_KEY", self.livekit_api_key),
+                ("LIVEKIT_API_SECRET", self.livekit_api_secret),
+            )
+            if not value
+        ]
+        if missing:
+            fail(f"configuration error: {', '.join(missing)} not set ({LIVEKIT_HINT})")
+        assert self.livekit_url is not None
+        if not self.livekit_url.startswith(("ws://", "wss://", "http://", "https://")):
+            fail(
+                f"configuration error: LIVEKIT_URL is invalid: {self.livekit_url!r} "
+                "(expected wss://your-project.livekit.cloud or ws://localhost:7880)"
+            )

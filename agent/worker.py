@@ -1,0 +1,43 @@
+"""The worker: an `AgentServer` sized for avatar sessions, its prewarm, and its entrypoint."""
+
+from __future__ import annotations
+
+from livekit.agents import AgentServer, JobProcess
+from livekit.plugins import silero
+
+from agent.avatar import prewarm_avatar
+from agent.entrypoint import SETTINGS_KEY, VAD_KEY, entrypoint
+from agent.settings import AgentSettings
+from common import logs
+from common.settings import load_settings
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Once per job process: settings, structured logs, Silero VAD, the avatar runtime."""
+    settings = load_settings(AgentSettings)
+    logs.register_secrets(settings.secret_values())
+    logs.configure_structlog()
+    proc.userdata[SETTINGS_KEY] = settings
+    proc.userdata[VAD_KEY] = silero.VAD.load()
+    prewarm_avatar(proc, settings)
+
+
+def build_server(settings: AgentSettings) -> AgentServer:
+    options: dict[str, object] = {}
+    if settings.agent_idle_processes is not None:
+        options["num_idle_processes"] = settings.agent_idle_processes
+    if settings.agent_http_port is not None:
+        options["port"] = settings.agent_http_port
+    server = AgentServer(
+        setup_fnc=prewarm,
+        load_threshold=settings.agent_load_threshold,
+        job_memory_warn_mb=settings.agent_memory_warn_mb,
+        job_memory_limit_mb=settings.agent_memory_limit_mb,
+        drain_timeout=settings.agent_drain_timeout,
+        initialize_process_timeout=settings.process_init_timeout,
+        **options,  # type: ignore[arg-type]
+    )
+    # With a name, LiveKit dispatches this worker only to rooms whose token or an explicit
+    # dispatch asks for it; without one, to every new room.
+    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    return server

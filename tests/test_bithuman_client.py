@@ -1,0 +1,215 @@
+"""bithuman_client against a local HTTP stub: requests, retries, backoff and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bithuman_client import (
+    AuthenticationError,
+    BithumanClient,
+    BithumanError,
+    NetworkError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    ValidationError,
+)
+from bithuman_client.client import _retry_after_seconds
+from tests.fakes.bithuman_api import MINT, SCOPED_TOKEN, BithumanStub
+
+
+class Sleeps:
+    """An injected clock: records the waits instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[BithumanStub]:
+    async with BithumanStub() as running:
+        yield running
+
+
+def client_for(url: str, sleeps: Sleeps, **kw: object) -> BithumanClient:
+    return BithumanClient("sk_test_secret", base_url=url, sleep=sleeps, rng=random.Random(7), **kw)  # type: ignore[arg-type]
+
+
+async def mint(client: BithumanClient) -> str:
+    async with client:
+        token = await client.mint_runtime_token(
+            room_name="room-1", livekit_url="wss://lk.example", agent_code="A12BCD3456"
+        )
+    return token.scoped_token
+
+
+async def test_mint_sends_the_documented_request(stub: BithumanStub) -> None:
+    sleeps = Sleeps()
+    assert await mint(client_for(stub.url, sleeps)) == SCOPED_TOKEN
+    (call,) = stub.calls(MINT)
+    assert call.headers["api-secret"] == "sk_test_secret"
+    assert call.body == {
+        "agent_code": "A12BCD3456",
+        "scope": "livekit-cloud",
+        "room_name": "room-1",
+        "livekit_url": "wss://lk.example",
+    }
+    assert sleeps.waits == []
+
+
+async def test_5xx_is_retried_with_growing_jittered_backoff(stub: BithumanStub) -> None:
+    stub.fail(MINT, 503, times=3)
+    sleeps = Sleeps()
+    policy = RetryPolicy(attempts=4, base_delay=0.5, max_delay=8.0)
+    assert await mint(client_for(stub.url, sleeps, retry=policy)) == SCOPED_TOKEN
+    assert len(stub.calls(MINT)) == 4
+    caps = [0.5, 1.0, 2.0]
+    assert len(sleeps.waits) == 3
+    for wait, cap in zip(sleeps.waits, caps, strict=True):
+        assert cap / 2 <= wait <= cap
+    # jitter: the same attempt does not always wait the same time
+    other = [RetryPolicy().backoff(2, random.Random(seed)) for seed in range(5)]
+    assert len(set(other)) > 1
+
+
+async def test_5xx_exhausted_raises_server_error_with_api_fields(stub: BithumanStub) -> None:
+    stub.fail(MINT, 500, body={"error": "boom", "code": "INTERNAL", "details": {"id": 1}}, times=9)
+    with pytest.raises(ServerError) as info:
+        await mint(client_for(stub.url, Sleeps(), retry=RetryPolicy(attempts=3)))
+    assert (info.value.status, info.value.error, info.value.code) == (500, "boom", "INTERNAL")
+    assert info.value.details == {"id": 1}
+    assert len(stub.calls(MINT)) == 3
+
+
+async def test_429_waits_what_retry_after_says(stub: BithumanStub) -> None:
+    stub.fail(MINT, 429, headers={"Retry-After": "2"})
+    sleeps = Sleeps()
+    assert await mint(client_for(stub.url, sleeps)) == SCOPED_TOKEN
+    assert sleeps.waits == [2.0]
+
+
+async def test_429_with_a_long_retry_after_fails_at_once(stub: BithumanStub) -> None:
+    stub.fail(MINT, 429, headers={"Retry-After": "3600"}, times=5)
+    sleeps = Sleeps()
+    with pytest.raises(RateLimitError) as info:
+        await mint(client_for(stub.url, sleeps))
+    assert info.value.retry_after == 3600
+    assert sleeps.waits == [] and len(stub.calls(MINT)) == 1
+
+
+async def test_429_without_hint_backs_off_then_gives_up(stub: BithumanStub) -> None:
+    stub.fail(MINT, 429, times=9)
+    sleeps = Sleeps()
+    with pytest.raises(RateLimitError):
+        await mint(client_for(stub.url, sleeps, retry=RetryPolicy(attempts=2)))
+    assert len(sleeps.waits) == 1 and len(stub.calls(MINT)) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [
+        (400, ValidationError),
+        (401, AuthenticationError),
+        (402, QuotaExceededError),
+        (403, AuthenticationError),
+        (404, NotFoundError),
+    ],
+)
+async def test_client_errors_are_typed_and_not_retried(
+    stub: BithumanStub, status: int, error_type: type[BithumanError]
+) -> None:
+    stub.fail(MINT, status, times=5)
+    sleeps = Sleeps()
+    with pytest.raises(error_type) as info:
+        await mint(client_for(stub.url, sleeps))
+    assert info.value.status == status
+    assert info.value.code == f"E{status}"
+    assert len(stub.calls(MINT)) == 1 and sleeps.waits == []
+
+
+async def test_older_error_shape_maps_code_and_message(stub: BithumanStub) -> None:
+    stub.fail(MINT, 404, body={"success": False, "error": "AGENT_NOT_FOUND", "message": "no agent"})
+    with pytest.raises(NotFoundError) as info:
+        await mint(client_for(stub.url, Sleeps()))
+    assert (info.value.code, info.value.error) == ("AGENT_NOT_FOUND", "no agent")
+
+
+async def test_a_secret_never_appears_in_error_messages(stub: BithumanStub) -> None:
+    stub.fail(MINT, 401)
+    with pytest.raises(AuthenticationError) as info:
+        await mint(client_for(stub.url, Sleeps()))
+    assert "sk_test_secret" not in str(info.value)
+
+
+async def test_connection_refused_is_a_network_error_after_retries() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sleeps = Sleeps()
+    with pytest.raises(NetworkError):
+        await mint(client_for(f"http://127.0.0.1:{port}", sleeps, retry=RetryPolicy(attempts=3)))
+    assert len(sleeps.waits) == 2
+
+
+async def test_a_slow_answer_times_out_as_a_network_error() -> None:
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post(MINT, slow)
+    async with TestServer(app, port=0) as server:
+        url = str(server.make_url("")).rstrip("/")
+        client = client_for(url, Sleeps(), timeout=0.2, retry=RetryPolicy(attempts=1))
+        with pytest.raises(NetworkError, match="Timeout"):
+            await mint(client)
+
+
+async def test_an_unexpected_success_body_is_a_clean_error() -> None:
+    async def odd(_: web.Request) -> web.Response:
+        return web.json_response({"success": True, "data": {"no_token": 1}})
+
+    app = web.Application()
+    app.router.add_post(MINT, odd)
+    async with TestServer(app, port=0) as server:
+        with pytest.raises(BithumanError, match="RuntimeToken"):
+            await mint(client_for(str(server.make_url("")).rstrip("/"), Sleeps()))
+
+
+async def test_dynamics_catalog_as_a_map(stub: BithumanStub) -> None:
+    async with client_for(stub.url, Sleeps()) as client:
+        catalog = await client.get_dynamics("A1")
+    assert catalog.has_dynamics
+    assert "laugh_react" in catalog.gesture_names
+
+
+async def test_dynamics_catalog_as_a_list_and_empty(stub: BithumanStub) -> None:
+    stub.gestures = ["wave", "nod"]  # type: ignore[assignment]
+    async with client_for(stub.url, Sleeps()) as client:
+        listed = await client.get_dynamics("A1")
+        stub.gestures = {}
+        empty = await client.get_dynamics("A1")
+    assert listed.gesture_names == ["nod", "wave"] and listed.has_dynamics
+    assert not empty.has_dynamics and empty.status == "ready"
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert _retry_after_seconds("7") == 7.0
+    assert _retry_after_seconds(None) is None and _retry_after_seconds("soon") is None
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    parsed = _retry_after_seconds(when)
+    assert parsed is not None and 25 <= parsed <= 31
