@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, JobContext, JobProcess
+from livekit import rtc
+from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, JobProcess
 from livekit.agents.voice.avatar import AvatarSession
 
 from agent.settings import AgentSettings, AvatarMode
@@ -92,14 +93,15 @@ def _reason(exc: BaseException) -> str:
 
 
 async def start_avatar(
-    ctx: JobContext, session: AgentSession[Any], settings: AgentSettings
+    session: AgentSession[Any], room: rtc.Room, proc: JobProcess, settings: AgentSettings
 ) -> AvatarSession[Any] | None:
-    """Start the configured avatar and wait until it has joined; None means audio-only."""
+    """Start the configured avatar and wait until it has joined; None means audio-only.
+
+    Runs inside a job context (the plugin reads the agent's identity from it) after the room
+    is connected, before the session starts.
+    """
     mode = settings.avatar_mode
     if mode is AvatarMode.NONE:
-        return None
-    if ctx.is_fake_job():
-        log.info("console mode: avatar skipped", mode=mode.value)
         return None
 
     avatar: AvatarSession[Any] | None = None
@@ -107,12 +109,12 @@ async def start_avatar(
     try:
         async with asyncio.timeout(settings.avatar_start_timeout):
             if mode is AvatarMode.LOCAL:
-                avatar = _local_avatar(settings, ctx.proc)
+                avatar = _local_avatar(settings, proc)
             else:
-                avatar = await _cloud_avatar(settings, ctx.room.name)
+                avatar = await _cloud_avatar(settings, room.name)
             await avatar.start(
                 session,
-                ctx.room,
+                room,
                 livekit_url=settings.livekit_url or NOT_GIVEN,
                 livekit_api_key=settings.livekit_api_key or NOT_GIVEN,
                 livekit_api_secret=(

@@ -28,7 +28,10 @@ async def entrypoint(ctx: JobContext) -> None:
     watch(ctx, session, usage)
 
     await ctx.connect()
-    avatar = await start_avatar(ctx, session, settings)
+    if ctx.is_fake_job():  # console mode: no room for an avatar to join
+        avatar = None
+    else:
+        avatar = await start_avatar(session, ctx.room, ctx.proc, settings)
 
     await session.start(
         agent=build_agent(settings),

@@ -5,7 +5,8 @@ Routes: `POST /v1/runtime-tokens/mint` (answers a scoped token), `POST
 sends; point `BITHUMAN_API_URL` at it) and `GET /v1/dynamics/{agent_id}` (a gesture catalog).
 Every request is recorded with its headers and JSON body. `fail(path, status, ...)` makes the
 next `times` calls to a path answer an error (optionally with headers such as Retry-After), in
-bitHuman's `{error, code, details}` shape unless a body is given.
+bitHuman's `{error, code, details}` shape unless a body is given; `delays[path]` makes a path
+answer late.
 
     async with BithumanStub() as stub:
         client = BithumanClient("secret", base_url=stub.url)
@@ -13,6 +14,7 @@ bitHuman's `{error, code, details}` shape unless a body is given.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -53,6 +55,8 @@ class BithumanStub:
         }
     )
     requests: list[Recorded] = field(default_factory=list)
+    # seconds to wait before answering a path: for timeout tests
+    delays: dict[str, float] = field(default_factory=dict)
     _failures: dict[str, list[_Failure]] = field(default_factory=dict)
     _server: TestServer | None = None
 
@@ -94,6 +98,8 @@ class BithumanStub:
         except ValueError:
             body = raw.decode(errors="replace")
         self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
+        if request.path in self.delays:
+            await asyncio.sleep(self.delays[request.path])
         failure = self._take_failure(request.path)
         if failure is not None:
             return web.json_response(failure.body, status=failure.status, headers=failure.headers)
