@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from livekit.agents import AgentSession, JobContext, room_io
@@ -44,15 +45,31 @@ async def entrypoint(ctx: JobContext) -> None:
 
 def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> None:
     """Log errors, end the job when the session ends, and log the session's usage."""
+    ending: set[asyncio.Task[None]] = set()
+
+    async def end_job(reason: str) -> None:
+        # livekit-agents 1.8.9 emits no `close` after an unrecoverable realtime error, and its
+        # aclose() then re-raises that error, which would skip the job's shutdown callbacks
+        # (avatar removal, this usage line): close the session here, where we can catch it.
+        try:
+            await session.aclose()
+        except Exception as exc:
+            log.debug("session close raised", error=f"{type(exc).__name__}: {exc}")
+        ctx.shutdown(reason=reason)
 
     def on_error(ev: ErrorEvent) -> None:
         error = ev.error
+        recoverable = bool(getattr(error, "recoverable", False))
+        cause = getattr(error, "error", error)
         log.warning(
             "session error",
             source=type(ev.source).__name__,
-            error=str(getattr(error, "error", error)),
-            recoverable=bool(getattr(error, "recoverable", False)),
+            error=describe(cause),
+            recoverable=recoverable,
         )
+        if not recoverable and not ending:
+            task = asyncio.create_task(end_job(f"unrecoverable {type(ev.source).__name__} error"))
+            ending.add(task)
 
     def on_close(ev: CloseEvent) -> None:
         log.info(
@@ -71,3 +88,15 @@ def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> N
     session.on("error", on_error)
     session.on("close", on_close)
     ctx.add_shutdown_callback(on_shutdown)
+
+
+def describe(error: object) -> str:
+    """`Type: message`, plus the provider's code and message when the error carries a body."""
+    text = f"{type(error).__name__}: {error}"
+    body = getattr(error, "body", None)
+    code, message = getattr(body, "code", None), getattr(body, "message", None)
+    if code and message:
+        text += f" ({code}: {message})"
+    elif code or message:
+        text += f" ({code or message})"
+    return text

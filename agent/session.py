@@ -40,6 +40,8 @@ def build_session(settings: AgentSettings, *, vad_model: vad.VAD | None) -> Agen
         llm=realtime_model(settings),
         vad=vad_model,
         turn_handling={
+            # OpenAI's server-side VAD ends the user's turns; Silero (local) catches barge-ins.
+            "turn_detection": "realtime_llm",
             # A remote avatar cannot pause its stream, so "resume after a false
             # interruption" would leave the avatar and the transcript out of step.
             "interruption": {"resume_false_interruption": False},

@@ -22,6 +22,9 @@ LIVEKIT_HINT = (
 )
 BITHUMAN_HINT = "copy it from https://imaginex.bithuman.ai/#developer"
 
+# the project's own persona, wherever the worker is started from
+DEFAULT_PROMPT_FILE = Path(__file__).resolve().parent.parent / "config" / "persona.md"
+
 BithumanModel = Literal["essence", "expression", "essence-2", "expression-2"]
 
 
@@ -52,7 +55,7 @@ class AgentSettings(ServiceSettings):
     # --- persona -------------------------------------------------------------------------------
     agent_name: str = Field(default="", description="Explicit dispatch name; empty = automatic.")
     agent_prompt: str | None = None
-    agent_prompt_file: Path = Path("config/persona.md")
+    agent_prompt_file: Path = DEFAULT_PROMPT_FILE
     agent_greeting: str = "Greet the user warmly in one short sentence and offer your help."
 
     # --- bitHuman avatar -------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor
 
-_SECRET_KEY = re.compile(r"(secret|password|api_?key|token|authorization|signature)", re.I)
+# keys whose values are secrets ("scoped_token", "api_key"), not counts ("input_tokens")
+_SECRET_KEY = re.compile(r"(secret|password|api_?key|authorization|signature|(^|_)token$)", re.I)
 _MASK = "***"
 _secrets: set[str] = set()
 

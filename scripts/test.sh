@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up (first run only) and run the whole offline check: lint, format, types, tests.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k avatar -x
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh dev || exit 1
+export PATH="$PWD/.venv/bin:$PATH"
+
+status=0
+ruff check . || status=1
+ruff format --check . || status=1
+mypy || status=1
+python -m pytest "$@" || status=1
+exit $status

@@ -1,0 +1,142 @@
+"""`python -m agent start` and `python -m agent console --text` as subprocesses, against the
+LiveKit and OpenAI Realtime stand-ins: registration, dispatch, the entrypoint up to the room
+connection, JSON logs with room and job id, SIGTERM, and one console exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+from livekit.protocol import agent
+
+from tests.fakes.livekit_server import FakeLiveKitServer
+from tests.fakes.openai_realtime import FakeRealtimeServer
+from tests.fakes.subprocesses import terminate, unless_exited
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB_ENDED = (agent.JobStatus.JS_SUCCESS, agent.JobStatus.JS_FAILED)
+OPENAI_KEY = "sk-test-never-logged-0123"
+
+
+def agent_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "OPENAI_"))}
+    return (
+        env
+        | {
+            "PYTHONPATH": str(ROOT),
+            "HOME": str(tmp_path),
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "AGENT_PROMPT_FILE": str(ROOT / "config" / "persona.md"),
+            # a busy CI machine would otherwise look overloaded and refuse the job
+            "AGENT_LOAD_THRESHOLD": "1",
+            "AGENT_IDLE_PROCESSES": "1",
+            "AGENT_HTTP_PORT": "0",
+        }
+        | extra
+    )
+
+
+async def start_worker(
+    tmp_path: Path, env: dict[str, str]
+) -> tuple[asyncio.subprocess.Process, Path]:
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent", "start", cwd=tmp_path, env=env,
+            stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+    return process, log_path
+
+
+def json_lines(log_path: Path) -> list[dict[str, Any]]:
+    lines = []
+    for raw in log_path.read_text(errors="replace").splitlines():
+        if raw.startswith("{"):
+            lines.append(json.loads(raw))
+    return lines
+
+
+@pytest.mark.parametrize("agent_name", ["", "avatar-agent"])
+async def test_start_registers_takes_a_job_and_reaches_the_room(
+    livekit_server: FakeLiveKitServer,
+    realtime_server: FakeRealtimeServer,
+    tmp_path: Path,
+    agent_name: str,
+) -> None:
+    env = agent_env(
+        tmp_path,
+        OPENAI_BASE_URL=realtime_server.base_url,
+        AGENT_NAME=agent_name,
+        **livekit_server.env(),
+    )
+    process, log_path = await start_worker(tmp_path, env)
+    dispatcher = livekit_server.dispatcher
+    try:
+        async with asyncio.timeout(90):
+            worker = await unless_exited(process, dispatcher.wait_for_worker(agent_name))
+            job = await unless_exited(
+                process, dispatcher.dispatch("demo-room", agent_name=agent_name)
+            )
+            attempt = await unless_exited(
+                process, livekit_server.signal.wait_for_attempt("demo-room", identity=job.identity)
+            )
+            await unless_exited(process, dispatcher.wait_for_job_status(job.job.id, *JOB_ENDED))
+        exit_status = await terminate(process)
+    except BaseException as exc:
+        await terminate(process)
+        exc.add_note("worker log:\n" + log_path.read_text(errors="replace")[-6000:])
+        raise
+
+    assert worker.agent_name == agent_name
+    assert attempt.authorized and attempt.room == "demo-room"
+    assert exit_status == 0, "SIGTERM drains and exits cleanly"
+
+    output = log_path.read_text(errors="replace")
+    assert OPENAI_KEY not in output and livekit_server.credentials.api_secret not in output
+    lines = json_lines(log_path)
+    assert lines, "start writes JSON lines"
+    from_job = [line for line in lines if line.get("job_id") == job.job.id]
+    assert from_job and all(line.get("room") == "demo-room" for line in from_job)
+
+
+async def test_console_text_holds_one_exchange(
+    realtime_server: FakeRealtimeServer, tmp_path: Path
+) -> None:
+    env = agent_env(tmp_path, OPENAI_BASE_URL=realtime_server.base_url)
+    # the console reads keystrokes from a terminal: drive it through a pseudo-terminal, in a
+    # thread, while this loop serves the realtime stand-in
+    transcript = await asyncio.to_thread(converse_in_console, env, tmp_path)
+    assert "You said: what time is it." in transcript
+    assert OPENAI_KEY not in transcript
+    (update, *_) = realtime_server.received_of("session.update")
+    assert update["type"] == "session.update"
+    assert realtime_server.received_of("conversation.item.create")
+
+
+def converse_in_console(env: dict[str, str], cwd: Path) -> str:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "agent", "console", "--text"],
+        cwd=str(cwd),
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+    seen = ""
+    try:
+        child.expect("Type to talk to your agent")
+        child.send("what time is it\r")
+        child.expect(r"You said: what time is it\.")
+        seen = (child.before or "") + (child.after or "")
+    finally:
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF, timeout=30)
+        child.close()
+    return seen + (child.before or "")

@@ -1,0 +1,1042 @@
+"""A stand-in for the OpenAI Realtime API: a local websocket server speaking its GA event protocol.
+
+The real client (`livekit.plugins.openai.realtime.RealtimeModel`, protocol engine in
+`livekit.agents.llm._realtime.openai`) talks to it through `base_url`, exactly as it talks to
+api.openai.com: it connects to `{base_url}/realtime?model=...` with a bearer key and exchanges
+JSON events. Nothing on the client side is replaced.
+
+In-process (pytest)::
+
+    from tests.fakes.openai_realtime import realtime_server_fixture  # noqa: F401
+
+    async def test_turn(realtime_server: FakeRealtimeServer) -> None:
+        realtime_server.script.replies.append("Hi there.")
+        model = RealtimeModel(base_url=realtime_server.base_url, api_key="test")
+        ...
+        update = await realtime_server.wait_for("session.update")
+
+As a subprocess (prints the base URL on the first line of stdout, then serves until SIGTERM)::
+
+    python -m tests.fakes.openai_realtime --port 0 [--script script.json]
+    OPENAI_BASE_URL=<printed url> OPENAI_API_KEY=test python -m agent console --text
+
+What it implements (one conversation per websocket, as on the real service):
+
+- `session.created` on connect; `session.update` is merged into the session and answered with
+  `session.updated` carrying the whole session.
+- `conversation.item.create` / `.delete` / `.truncate` -> `conversation.item.added` + `.done`,
+  `.deleted`, `.truncated`; errors for duplicate or unknown ids.
+- `input_audio_buffer.append` with server VAD (an energy gate on the PCM16 24 kHz audio, using the
+  session's `silence_duration_ms` and `prefix_padding_ms`): `speech_started`, `speech_stopped`,
+  `committed`, the user item, then the scripted input transcription (`...transcription.delta` /
+  `.completed` with duration usage) when transcription is on, then an automatic response when
+  `create_response` is on. Manual `commit` / `clear` work too (commit under 100 ms is refused).
+- `response.create` -> `response.created`, `output_item.added`, `conversation.item.added`,
+  `content_part.added`, interleaved `response.output_audio_transcript.delta` and
+  `response.output_audio.delta` (GA names; the client ignores the beta `response.audio.*`), the
+  `..._done` events, `conversation.item.done` and `response.done` with usage. Text modality
+  streams `response.output_text.delta` instead. `response.cancel` ends the active response with
+  status `cancelled`; new speech does the same while `interrupt_response` is on.
+
+Scripting (mutate `server.script`, a `Script`, at any time; the subprocess loads it from JSON):
+
+- `replies`: canned replies, used first in order; then `reply_rule(ReplyContext)` (default
+  `default_reply`: "You said: <text>." for an unanswered user turn, else `GREETING`).
+- `transcripts`: transcriptions of committed audio, in order; then `default_transcript`.
+- `ms_per_char` (reply audio length), `chunk_ms` (audio per delta), `tone_hz` (0 = silence),
+  `delta_delay_s` (pause between deltas, to leave room for interruptions).
+- `fail_connections`: refuse the next N websocket handshakes with HTTP 503.
+- `fail_responses`: `ScriptedError`s answering the next `response.create`s, as an `error` event
+  (default) or as a response that ends `failed`.
+- `drop_mid_response`: drop the socket after this many audio deltas of the next response.
+- `api_key`: when set, any other bearer key gets an `invalid_api_key` error and a close.
+
+At any time: `await server.send_error(...)` pushes an `error` event to every open connection and
+`server.drop_connections()` aborts them all (TCP reset, no close frame).
+
+Records: `server.connections` (per connection: request `headers` and `query`, the merged
+`session`, `items`, and every event `received` and `sent`), `server.received` (client events of
+all connections), `received_of(type)`, `sent_of(type)`, `refused_connections`; and waits that
+fail after WAIT_TIMEOUT_S instead of sleeping: `await server.wait_for(type, count=1)` (client
+events), `wait_for_sent(type, count=1)` (server events), `wait_for_connections(n)`.
+
+Usage in `response.done` is deterministic: text is 1 token per 4 characters (rounded up), input
+audio 10 tokens per second, output audio 20 tokens per second; input counts the conversation and
+instructions at response time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import copy
+import itertools
+import json
+import math
+import re
+import signal
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pytest_asyncio
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SAMPLE_RATE = 24_000
+BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # PCM16 mono
+MIN_COMMIT_MS = 100  # the service refuses to commit less
+VAD_WINDOW_MS = 10
+VAD_RMS_THRESHOLD = 0.01  # of full scale, about -40 dBFS
+TONE_AMPLITUDE = 0.3
+GREETING = "Hello! How can I help you today?"
+DEFAULT_MODEL = "gpt-realtime"
+WAIT_TIMEOUT_S = 5.0
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    """What a reply rule sees: the user's unanswered text (None for a greeting) and instructions."""
+
+    user_text: str | None
+    instructions: str | None
+    response_number: int
+
+
+def default_reply(ctx: ReplyContext) -> str:
+    return f"You said: {ctx.user_text}." if ctx.user_text else GREETING
+
+
+class ScriptedError(BaseModel):
+    """An error the server answers with, shaped like OpenAI's `error` object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = "server_error"
+    code: str | None = None
+    message: str = "The server had an error while processing your request."
+    param: str | None = None
+    as_failed_response: bool = False
+    """False: an `error` event answers the request; True: the response starts, then ends failed."""
+
+
+class Script(BaseModel):
+    """How the server behaves; tests mutate it freely, one-shot knobs reset once used."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    replies: deque[str] = Field(default_factory=deque)
+    reply_rule: Callable[[ReplyContext], str] = Field(default=default_reply, exclude=True)
+    transcripts: deque[str] = Field(default_factory=deque)
+    default_transcript: str = "hello"
+    ms_per_char: int = Field(default=20, ge=1)
+    chunk_ms: int = Field(default=100, ge=10)
+    tone_hz: float = Field(default=440.0, ge=0)
+    delta_delay_s: float = Field(default=0.0, ge=0)
+    fail_connections: int = Field(default=0, ge=0)
+    fail_responses: deque[ScriptedError] = Field(default_factory=deque)
+    drop_mid_response: int | None = Field(default=None, ge=0)
+    api_key: str | None = None
+
+    @classmethod
+    def from_file(cls, path: Path) -> Script:
+        return cls.model_validate_json(path.read_text())
+
+    def next_reply(self, ctx: ReplyContext) -> str:
+        return self.replies.popleft() if self.replies else self.reply_rule(ctx)
+
+    def next_transcript(self) -> str:
+        return self.transcripts.popleft() if self.transcripts else self.default_transcript
+
+    def audio_ms(self, reply: str) -> int:
+        return max(len(reply), 1) * self.ms_per_char
+
+
+def text_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def audio_tokens(ms: int, per_second: int) -> int:
+    return math.ceil(ms * per_second / 1000)
+
+
+def tone(ms: int, hz: float, *, rate: int = SAMPLE_RATE) -> bytes:
+    """Deterministic PCM16 mono: a sine at `hz`, or silence when `hz` is 0."""
+    t = np.arange(ms * rate // 1000) / rate
+    wave = np.sin(2 * np.pi * hz * t) * TONE_AMPLITUDE * 32767
+    return wave.astype("<i2").tobytes()
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\S+\s*", text) or [text]
+
+
+def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
+    """Apply a partial session update: nested objects merge, unless their `type` changes."""
+    for key, value in update.items():
+        current = into.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(current, dict)
+            and value.get("type", current.get("type")) == current.get("type")
+        ):
+            _merge(current, value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def _default_session(model: str, session_id: str) -> dict[str, Any]:
+    pcm = {"type": "audio/pcm", "rate": SAMPLE_RATE}
+    return {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": session_id,
+        "model": model,
+        "output_modalities": ["audio"],
+        "instructions": "",
+        "tools": [],
+        "tool_choice": "auto",
+        "max_output_tokens": "inf",
+        "tracing": None,
+        "truncation": "auto",
+        "prompt": None,
+        "include": None,
+        "audio": {
+            "input": {
+                "format": pcm,
+                "transcription": None,
+                "noise_reduction": None,
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.5,
+                    "prefix_padding_ms": 300,
+                    "silence_duration_ms": 200,
+                    "idle_timeout_ms": None,
+                    "create_response": True,
+                    "interrupt_response": True,
+                },
+            },
+            "output": {"format": pcm, "voice": "alloy", "speed": 1.0},
+        },
+    }
+
+
+def _item_text(item: Event) -> str:
+    parts = item.get("content") or []
+    return "".join(p.get("text") or p.get("transcript") or "" for p in parts)
+
+
+class _Ids:
+    """Sequential ids shaped like the service's (`event_...`, `item_...`, `resp_...`)."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def __call__(self, prefix: str) -> str:
+        return f"{prefix}_fake{next(self._counter):08d}"
+
+
+@dataclass
+class _Speech:
+    item_id: str
+    silence_ms: int = 0
+
+
+class _EnergyVad:
+    """Server-side turn detection over the appended audio: an RMS gate in 10 ms windows."""
+
+    def __init__(self) -> None:
+        self.position_ms = 0
+        self.speech: _Speech | None = None
+        self._pending = b""
+
+    def windows(self, pcm: bytes) -> list[tuple[int, bool]]:
+        """Split into whole windows, keep the remainder; yields (window end ms, voiced)."""
+        data = self._pending + pcm
+        size = VAD_WINDOW_MS * BYTES_PER_MS
+        whole = len(data) - len(data) % size
+        self._pending = data[whole:]
+        out: list[tuple[int, bool]] = []
+        for start in range(0, whole, size):
+            samples = np.frombuffer(data[start : start + size], dtype="<i2").astype(np.float64)
+            rms = math.sqrt(float(np.mean(samples**2))) / 32768
+            self.position_ms += VAD_WINDOW_MS
+            out.append((self.position_ms, rms >= VAD_RMS_THRESHOLD))
+        return out
+
+
+@dataclass
+class _Response:
+    id: str
+    item_id: str
+    modalities: list[str]
+    metadata: Any
+    instructions: str | None
+    reply: str
+    cancel_reason: Literal["client_cancelled", "turn_detected"] | None = None
+    transcript: str = ""
+    audio_ms: int = 0
+
+
+@dataclass
+class RealtimeConnection:
+    """One websocket: its own session and conversation, and the record of what crossed it."""
+
+    server: FakeRealtimeServer
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport
+    headers: dict[str, str]
+    query: dict[str, str]
+    session: dict[str, Any]
+    received: list[Event] = field(default_factory=list)
+    sent: list[Event] = field(default_factory=list)
+    items: list[Event] = field(default_factory=list)
+    item_audio_ms: dict[str, int] = field(default_factory=dict)
+    audio_buffer: bytearray = field(default_factory=bytearray)
+    vad: _EnergyVad = field(default_factory=_EnergyVad)
+    response: _Response | None = None
+    response_task: asyncio.Task[None] | None = None
+    dropped: bool = False
+    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def script(self) -> Script:
+        return self.server.script
+
+    def _id(self, prefix: str) -> str:
+        return self.server.ids(prefix)
+
+    async def send(self, event: Event) -> None:
+        if self.dropped or self.ws.closed:
+            return
+        payload = json.dumps({"event_id": self._id("event"), **event})
+        async with self._send_lock:
+            self.sent.append(json.loads(payload))  # the wire's view, immune to later mutation
+            await self.ws.send_str(payload)
+        await self.server.notify()
+
+    async def send_error(
+        self,
+        *,
+        type: str,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        error = {"type": type, "code": code, "message": message, "param": param}
+        await self.send({"type": "error", "error": {**error, "event_id": event_id}})
+
+    def drop(self) -> None:
+        """Cut the TCP connection without a close frame, as a crash or a network loss would."""
+        self.dropped = True
+        self.transport.abort()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def handle(self, event: Event) -> None:
+        handlers = {
+            "session.update": self._session_update,
+            "conversation.item.create": self._item_create,
+            "conversation.item.delete": self._item_delete,
+            "conversation.item.truncate": self._item_truncate,
+            "input_audio_buffer.append": self._audio_append,
+            "input_audio_buffer.commit": self._audio_commit,
+            "input_audio_buffer.clear": self._audio_clear,
+            "response.create": self._response_create,
+            "response.cancel": self._response_cancel,
+        }
+        handler = handlers.get(event.get("type", ""))
+        if handler is None:
+            await self.send_error(
+                type="invalid_request_error",
+                code="invalid_value",
+                message=f"Invalid value: '{event.get('type')}'. Unsupported event type.",
+                param="type",
+                event_id=event.get("event_id"),
+            )
+            return
+        await handler(event)
+
+    # -- session ----------------------------------------------------------------------------
+
+    async def _session_update(self, event: Event) -> None:
+        update = event.get("session") or {}
+        if update.get("type") != "realtime":
+            await self.send_error(
+                type="invalid_request_error",
+                code="missing_required_parameter",
+                message="Missing required parameter: 'session.type'.",
+                param="session.type",
+                event_id=event.get("event_id"),
+            )
+            return
+        _merge(self.session, update)
+        await self.send({"type": "session.updated", "session": self.session})
+
+    @property
+    def _turn_detection(self) -> dict[str, Any] | None:
+        td: dict[str, Any] | None = self.session["audio"]["input"].get("turn_detection")
+        return td
+
+    @property
+    def _transcription_on(self) -> bool:
+        return self.session["audio"]["input"].get("transcription") is not None
+
+    # -- conversation -----------------------------------------------------------------------
+
+    def _index_of(self, item_id: str) -> int | None:
+        return next((i for i, it in enumerate(self.items) if it["id"] == item_id), None)
+
+    async def _add_item(self, item: Event, previous_item_id: str | None = None) -> None:
+        """Insert after `previous_item_id` ("root" = first; None = last) and announce it."""
+        if previous_item_id == "root":
+            position = 0
+        elif previous_item_id is None:
+            position = len(self.items)
+        else:
+            index = self._index_of(previous_item_id)
+            position = len(self.items) if index is None else index + 1
+        self.items.insert(position, item)
+        await self._announce("conversation.item.added", item)
+        if item["status"] == "completed":
+            await self._announce("conversation.item.done", item)
+
+    async def _announce(self, type: str, item: Event) -> None:
+        index = self._index_of(item["id"])
+        previous = self.items[index - 1]["id"] if index else None
+        await self.send({"type": type, "previous_item_id": previous, "item": item})
+
+    async def _item_create(self, event: Event) -> None:
+        item = dict(event.get("item") or {})
+        item.setdefault("id", self._id("item"))
+        previous = event.get("previous_item_id")
+        if self._index_of(item["id"]) is not None:
+            await self.send_error(
+                type="invalid_request_error",
+                code="item_create_duplicate_item_id",
+                message=f"Item with id '{item['id']}' already exists.",
+                param="item.id",
+                event_id=event.get("event_id"),
+            )
+            return
+        if previous not in (None, "root") and self._index_of(previous) is None:
+            await self.send_error(
+                type="invalid_request_error",
+                code="item_not_found",
+                message=f"Previous item with id '{previous}' not found.",
+                param="previous_item_id",
+                event_id=event.get("event_id"),
+            )
+            return
+        item.update(object="realtime.item", status="completed")
+        await self._add_item(item, previous)
+
+    async def _item_delete(self, event: Event) -> None:
+        item_id = event.get("item_id", "")
+        index = self._index_of(item_id)
+        if index is None:
+            await self.send_error(
+                type="invalid_request_error",
+                code="item_not_found",
+                message=f"Item with id '{item_id}' not found.",
+                param="item_id",
+                event_id=event.get("event_id"),
+            )
+            return
+        del self.items[index]
+        await self.send({"type": "conversation.item.deleted", "item_id": item_id})
+
+    async def _item_truncate(self, event: Event) -> None:
+        await self.send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": event.get("item_id"),
+                "content_index": event.get("content_index", 0),
+                "audio_end_ms": event.get("audio_end_ms", 0),
+            }
+        )
+
+    # -- input audio ------------------------------------------------------------------------
+
+    async def _audio_append(self, event: Event) -> None:
+        pcm = base64.b64decode(event.get("audio", ""))
+        self.audio_buffer.extend(pcm)
+        td = self._turn_detection
+        if td is None:
+            return
+        silence_ms = int(td.get("silence_duration_ms") or 500)
+        prefix_ms = int(td.get("prefix_padding_ms") or 300)
+        for end_ms, voiced in self.vad.windows(pcm):
+            speech = self.vad.speech
+            if speech is None:
+                if voiced:
+                    await self._speech_started(end_ms - VAD_WINDOW_MS, td)
+                continue
+            speech.silence_ms = 0 if voiced else speech.silence_ms + VAD_WINDOW_MS
+            if speech.silence_ms >= silence_ms:
+                self.vad.speech = None
+                await self.send(
+                    {
+                        "type": "input_audio_buffer.speech_stopped",
+                        "audio_end_ms": end_ms,
+                        "item_id": speech.item_id,
+                    }
+                )
+                await self._commit(speech.item_id)
+                if td.get("create_response", True):
+                    await self._start_response({})
+        if self.vad.speech is None:
+            # idle: only the padding that would precede the next speech is worth keeping
+            del self.audio_buffer[: max(0, len(self.audio_buffer) - prefix_ms * BYTES_PER_MS)]
+
+    async def _speech_started(self, start_ms: int, td: dict[str, Any]) -> None:
+        speech = _Speech(item_id=self._id("item"))
+        self.vad.speech = speech
+        await self.send(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": start_ms,
+                "item_id": speech.item_id,
+            }
+        )
+        if self.response is not None and td.get("interrupt_response", True):
+            self.response.cancel_reason = "turn_detected"
+            await self._settle_cancelled_response()
+
+    async def _audio_commit(self, event: Event) -> None:
+        buffered_ms = len(self.audio_buffer) / BYTES_PER_MS
+        if buffered_ms < MIN_COMMIT_MS:
+            await self.send_error(
+                type="invalid_request_error",
+                code="input_audio_buffer_commit_empty",
+                message=(
+                    "Error committing input audio buffer: buffer too small. Expected at least "
+                    f"{MIN_COMMIT_MS}ms of audio, but buffer only has {buffered_ms:.2f}ms of audio."
+                ),
+                event_id=event.get("event_id"),
+            )
+            return
+        speech = self.vad.speech
+        self.vad.speech = None
+        await self._commit(speech.item_id if speech else self._id("item"))
+
+    async def _audio_clear(self, _: Event) -> None:
+        self.audio_buffer.clear()
+        self.vad.speech = None
+        await self.send({"type": "input_audio_buffer.cleared"})
+
+    async def _commit(self, item_id: str) -> None:
+        """Turn the buffer into a user item, then transcribe it when transcription is on."""
+        audio_ms = len(self.audio_buffer) // BYTES_PER_MS
+        self.audio_buffer.clear()
+        previous = self.items[-1]["id"] if self.items else None
+        await self.send(
+            {
+                "type": "input_audio_buffer.committed",
+                "previous_item_id": previous,
+                "item_id": item_id,
+            }
+        )
+        item: Event = {
+            "id": item_id,
+            "type": "message",
+            "object": "realtime.item",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        self.item_audio_ms[item_id] = audio_ms
+        await self._add_item(item)
+        if not self._transcription_on:
+            return
+        transcript = self.script.next_transcript()
+        for word in _words(transcript):
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.delta",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "delta": word,
+                }
+            )
+        item["content"][0]["transcript"] = transcript
+        await self.send(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": transcript,
+                "usage": {"type": "duration", "seconds": audio_ms / 1000},
+            }
+        )
+
+    # -- responses --------------------------------------------------------------------------
+
+    def _unanswered_user_text(self) -> str | None:
+        for item in reversed(self.items):
+            if item.get("type") != "message":
+                continue
+            if item.get("role") == "assistant":
+                return None
+            if item.get("role") == "user":
+                return _item_text(item) or None
+        return None
+
+    async def _response_create(self, event: Event) -> None:
+        params: dict[str, Any] = event.get("response") or {}
+        await self._settle_cancelled_response()
+        if self.response is not None:
+            await self.send_error(
+                type="invalid_request_error",
+                code="conversation_already_has_active_response",
+                message=(
+                    f"Conversation already has an active response in progress: {self.response.id}."
+                    " Wait until the response is finished before creating a new one."
+                ),
+                event_id=event.get("event_id"),
+            )
+            return
+        if self.script.fail_responses:
+            failure = self.script.fail_responses.popleft()
+            if not failure.as_failed_response:
+                await self.send_error(
+                    type=failure.type,
+                    code=failure.code,
+                    message=failure.message,
+                    param=failure.param,
+                    event_id=event.get("event_id"),
+                )
+                return
+            await self._failed_response(params, failure)
+            return
+        await self._start_response(params)
+
+    async def _settle_cancelled_response(self) -> None:
+        """A cancel lands at the stream's next step; on the service it is immediate."""
+        if self.response is not None and self.response.cancel_reason and self.response_task:
+            await self.response_task
+
+    async def _start_response(self, params: dict[str, Any]) -> None:
+        await self._settle_cancelled_response()
+        if self.response is not None:
+            return
+        number = self.server.next_response_number()
+        instructions = params.get("instructions") or self.session.get("instructions") or None
+        ctx = ReplyContext(self._unanswered_user_text(), instructions, number)
+        self.response = _Response(
+            id=self._id("resp"),
+            item_id=self._id("item"),
+            modalities=list(params.get("output_modalities") or self.session["output_modalities"]),
+            metadata=params.get("metadata"),
+            instructions=instructions,
+            reply=self.script.next_reply(ctx),
+        )
+        await self.send(
+            {"type": "response.created", "response": self._response_object("in_progress")}
+        )
+        self.response_task = asyncio.create_task(self._stream(self.response))
+
+    async def _failed_response(self, params: dict[str, Any], failure: ScriptedError) -> None:
+        response: Event = {
+            "object": "realtime.response",
+            "id": self._id("resp"),
+            "status": "in_progress",
+            "output": [],
+            "metadata": params.get("metadata"),
+            "usage": None,
+        }
+        await self.send({"type": "response.created", "response": response})
+        error = {"type": failure.type, "code": failure.code, "message": failure.message}
+        done = {
+            **response,
+            "status": "failed",
+            "status_details": {"type": "failed", "error": error},
+        }
+        await self.send({"type": "response.done", "response": done})
+
+    def _response_object(self, status: str, output: list[Event] | None = None) -> Event:
+        resp = self.response
+        assert resp is not None
+        return {
+            "object": "realtime.response",
+            "id": resp.id,
+            "status": status,
+            "status_details": None,
+            "output": output or [],
+            "conversation_id": "conv_fake",
+            "output_modalities": resp.modalities,
+            "max_output_tokens": "inf",
+            "audio": {
+                "output": {
+                    "format": {"type": "audio/pcm", "rate": SAMPLE_RATE},
+                    "voice": self.session["audio"]["output"].get("voice"),
+                }
+            },
+            "metadata": resp.metadata,
+            "usage": None,
+        }
+
+    def _assistant_item(self, resp: _Response, status: str) -> Event:
+        part: Event = (
+            {"type": "output_audio", "transcript": resp.transcript}
+            if "audio" in resp.modalities
+            else {"type": "output_text", "text": resp.transcript}
+        )
+        return {
+            "id": resp.item_id,
+            "type": "message",
+            "object": "realtime.item",
+            "status": status,
+            "role": "assistant",
+            "content": [] if status == "in_progress" else [part],
+        }
+
+    async def _stream(self, resp: _Response) -> None:
+        """Stream one response; stop early on cancel or a scripted drop."""
+        audio = "audio" in resp.modalities
+        ids: Event = {"response_id": resp.id, "item_id": resp.item_id, "output_index": 0}
+        item = self._assistant_item(resp, "in_progress")
+        await self.send({"type": "response.output_item.added", **ids, "item": item})
+        await self._add_item(item)
+        part: Event = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
+        await self.send(
+            {"type": "response.content_part.added", **ids, "content_index": 0, "part": part}
+        )
+        text_delta = (
+            "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
+        )
+        chunks = self._audio_chunks(resp.reply) if audio else []
+        drop_after, self.script.drop_mid_response = self.script.drop_mid_response, None
+        sent_chunks = 0
+        for word, chunk in itertools.zip_longest(_words(resp.reply), chunks):
+            if resp.cancel_reason is not None:
+                break
+            if word is not None:
+                resp.transcript += word
+                await self.send({"type": text_delta, **ids, "content_index": 0, "delta": word})
+            if chunk is not None:
+                if drop_after is not None and sent_chunks >= drop_after:
+                    self.drop()
+                    return
+                sent_chunks += 1
+                resp.audio_ms += len(chunk) // BYTES_PER_MS
+                delta = base64.b64encode(chunk).decode()
+                await self.send(
+                    {
+                        "type": "response.output_audio.delta",
+                        **ids,
+                        "content_index": 0,
+                        "delta": delta,
+                    }
+                )
+            await asyncio.sleep(self.script.delta_delay_s)
+        await self._finish(resp, ids)
+
+    def _audio_chunks(self, reply: str) -> list[bytes]:
+        pcm = tone(self.script.audio_ms(reply), self.script.tone_hz)
+        size = self.script.chunk_ms * BYTES_PER_MS
+        return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+    async def _finish(self, resp: _Response, ids: Event) -> None:
+        part: Event
+        if "audio" in resp.modalities:
+            await self.send({"type": "response.output_audio.done", **ids, "content_index": 0})
+            await self.send(
+                {
+                    "type": "response.output_audio_transcript.done",
+                    **ids,
+                    "content_index": 0,
+                    "transcript": resp.transcript,
+                }
+            )
+            part = {"type": "audio", "transcript": resp.transcript}
+        else:
+            await self.send(
+                {
+                    "type": "response.output_text.done",
+                    **ids,
+                    "content_index": 0,
+                    "text": resp.transcript,
+                }
+            )
+            part = {"type": "text", "text": resp.transcript}
+        await self.send(
+            {"type": "response.content_part.done", **ids, "content_index": 0, "part": part}
+        )
+        cancelled = resp.cancel_reason is not None
+        item = self._assistant_item(resp, "incomplete" if cancelled else "completed")
+        index = self._index_of(resp.item_id)
+        if index is not None:  # the client may have deleted it meanwhile
+            self.items[index] = item
+        self.item_audio_ms[resp.item_id] = resp.audio_ms
+        await self.send({"type": "response.output_item.done", **ids, "item": item})
+        if index is not None:
+            await self._announce("conversation.item.done", item)
+        done = self._response_object("cancelled" if cancelled else "completed", [item])
+        if cancelled:
+            done["status_details"] = {"type": "cancelled", "reason": resp.cancel_reason}
+        done["usage"] = self._usage(resp)
+        self.response = None
+        self.response_task = None
+        await self.send({"type": "response.done", "response": done})
+
+    def _usage(self, resp: _Response) -> Event:
+        """Deterministic token counts (see the module docstring for the rates)."""
+        input_text = text_tokens(resp.instructions or "")
+        input_audio = 0
+        for item in self.items:
+            if item["id"] != resp.item_id:
+                input_text += text_tokens(_item_text(item))
+                input_audio += audio_tokens(self.item_audio_ms.get(item["id"], 0), 10)
+        output_text = text_tokens(resp.transcript)
+        output_audio = audio_tokens(resp.audio_ms, 20)
+        return {
+            "total_tokens": input_text + input_audio + output_text + output_audio,
+            "input_tokens": input_text + input_audio,
+            "output_tokens": output_text + output_audio,
+            "input_token_details": {
+                "text_tokens": input_text,
+                "audio_tokens": input_audio,
+                "image_tokens": 0,
+                "cached_tokens": 0,
+                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+            },
+            "output_token_details": {"text_tokens": output_text, "audio_tokens": output_audio},
+        }
+
+    async def _response_cancel(self, event: Event) -> None:
+        if self.response is None:
+            await self.send_error(
+                type="invalid_request_error",
+                code="response_cancel_not_active",
+                message="Cancellation failed: no active response found",
+                event_id=event.get("event_id"),
+            )
+            return
+        self.response.cancel_reason = "client_cancelled"
+
+    async def close(self) -> None:
+        if self.response_task is not None:
+            self.response_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.response_task
+
+
+class FakeRealtimeServer:
+    """The websocket server; see the module docstring for the scripting API."""
+
+    def __init__(self, script: Script | None = None, *, host: str = "127.0.0.1", port: int = 0):
+        self.script = script or Script()
+        self.ids = _Ids()
+        self.connections: list[RealtimeConnection] = []
+        self.refused_connections = 0
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._changed = asyncio.Condition()
+        self._responses = itertools.count(1)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        for path in ("/v1/realtime", "/realtime", "/openai/v1/realtime"):
+            app.router.add_get(path, self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        for conn in self.connections:
+            await conn.close()
+            await conn.ws.close()  # else cleanup waits for each client to hang up
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeRealtimeServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as `base_url` (or OPENAI_BASE_URL); the client adds `/realtime?model=`."""
+        return f"http://{self._host}:{self._port}/v1"
+
+    def next_response_number(self) -> int:
+        return next(self._responses)
+
+    # -- records ----------------------------------------------------------------------------
+
+    @property
+    def received(self) -> list[Event]:
+        return [ev for conn in self.connections for ev in conn.received]
+
+    def received_of(self, type: str) -> list[Event]:
+        return [ev for ev in self.received if ev.get("type") == type]
+
+    def sent_of(self, type: str) -> list[Event]:
+        return [ev for conn in self.connections for ev in conn.sent if ev.get("type") == type]
+
+    async def wait_for(self, type: str, *, count: int = 1) -> Event:
+        """The `count`-th client event of this type (all connections), waiting if need be.
+
+        Gives up after WAIT_TIMEOUT_S so a missing event fails the test instead of hanging it.
+        """
+        async with asyncio.timeout(WAIT_TIMEOUT_S), self._changed:
+            await self._changed.wait_for(lambda: len(self.received_of(type)) >= count)
+        return self.received_of(type)[count - 1]
+
+    async def wait_for_sent(self, type: str, *, count: int = 1) -> Event:
+        """The `count`-th server event of this type (all connections), waiting if need be."""
+        async with asyncio.timeout(WAIT_TIMEOUT_S), self._changed:
+            await self._changed.wait_for(lambda: len(self.sent_of(type)) >= count)
+        return self.sent_of(type)[count - 1]
+
+    async def wait_for_connections(self, count: int) -> None:
+        async with asyncio.timeout(WAIT_TIMEOUT_S), self._changed:
+            await self._changed.wait_for(lambda: len(self.connections) >= count)
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- on-demand faults -------------------------------------------------------------------
+
+    async def send_error(
+        self,
+        *,
+        type: str = "server_error",
+        message: str = "The server had an error while processing your request.",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        """Push an unsolicited `error` event to every open connection."""
+        for conn in self._open():
+            await conn.send_error(type=type, message=message, code=code, param=param)
+
+    def drop_connections(self) -> None:
+        """Abort every open connection's TCP stream (no close frame)."""
+        for conn in self._open():
+            conn.drop()
+
+    def _open(self) -> list[RealtimeConnection]:
+        return [c for c in self.connections if not c.ws.closed and not c.dropped]
+
+    # -- websocket --------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.script.fail_connections > 0:
+            self.script.fail_connections -= 1
+            self.refused_connections += 1
+            return _http_error(503, "server_error", "The server is overloaded (scripted failure).")
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth.removeprefix("Bearer "):
+            return _http_error(
+                401, "invalid_request_error", "You didn't provide an API key.", "missing_api_key"
+            )
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        model = request.query.get("model", DEFAULT_MODEL)
+        assert request.transport is not None  # a live request always has one
+        conn = RealtimeConnection(
+            server=self,
+            ws=ws,
+            transport=request.transport,
+            headers=dict(request.headers),
+            query=dict(request.query),
+            session=_default_session(model, self.ids("sess")),
+        )
+        self.connections.append(conn)
+        await self.notify()
+        try:
+            if self.script.api_key is not None and auth != f"Bearer {self.script.api_key}":
+                await conn.send_error(
+                    type="invalid_request_error",
+                    code="invalid_api_key",
+                    message="Incorrect API key provided.",
+                )
+                await ws.close()
+                return ws
+            await conn.send({"type": "session.created", "session": conn.session})
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                await self._receive(conn, msg.data)
+        finally:
+            await conn.close()
+        return ws
+
+    async def _receive(self, conn: RealtimeConnection, data: str) -> None:
+        try:
+            event = json.loads(data)
+        except json.JSONDecodeError:
+            await conn.send_error(
+                type="invalid_request_error", code="invalid_json", message="Invalid JSON."
+            )
+            return
+        if not isinstance(event, dict):
+            await conn.send_error(
+                type="invalid_request_error", code="invalid_json", message="Expected an object."
+            )
+            return
+        conn.received.append(event)
+        await self.notify()
+        await conn.handle(event)
+
+
+def _http_error(status: int, type: str, message: str, code: str | None = None) -> web.Response:
+    body = {"error": {"type": type, "code": code, "message": message, "param": None}}
+    return web.json_response(body, status=status)
+
+
+@pytest_asyncio.fixture(name="realtime_server")
+async def realtime_server_fixture() -> AsyncIterator[FakeRealtimeServer]:
+    """Fixture `realtime_server`: a started stand-in on a free port, default script per test.
+
+    Named apart from its fixture name so a test module can import it without a test's
+    `realtime_server` argument shadowing the import.
+    """
+    async with FakeRealtimeServer() as server:
+        yield server
+
+
+async def _serve(script: Script, host: str, port: int) -> None:
+    server = FakeRealtimeServer(script, host=host, port=port)
+    await server.start()
+    print(server.base_url, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake OpenAI Realtime server for offline tests.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--script", type=Path, help="JSON file with Script fields")
+    args = parser.parse_args(argv)
+    try:
+        script = Script.from_file(args.script) if args.script else Script()
+    except (OSError, ValidationError) as e:
+        parser.error(f"--script {args.script}: {e}")
+    asyncio.run(_serve(script, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

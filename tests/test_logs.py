@@ -1,0 +1,59 @@
+"""The shared log pipeline: one JSON line per record, secrets masked wherever they appear."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from common import logs
+
+
+@pytest.fixture
+def captured() -> io.StringIO:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.formatter(json=True))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield stream
+    root.removeHandler(handler)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_structlog_and_stdlib_lines_share_one_json_shape(captured: io.StringIO) -> None:
+    logs.get_logger("tests.logs").info("hello", room="r1", count=3)
+    logging.getLogger("livekit.agents").warning("foreign %s", "line", extra={"job_id": "AJ_1"})
+    ours, foreign = lines(captured)
+    assert ours["event"] == "hello" and ours["room"] == "r1" and ours["count"] == 3
+    assert ours["level"] == "info" and "timestamp" in ours
+    assert foreign["event"] == "foreign line" and foreign["job_id"] == "AJ_1"
+    assert foreign["logger"] == "livekit.agents" and foreign["level"] == "warning"
+
+
+def test_secrets_are_masked_by_key_and_by_value(captured: io.StringIO) -> None:
+    logs.register_secrets(["sk_bh_registered_secret_value"])
+    log = logs.get_logger("tests.logs")
+    log.info(
+        "call",
+        api_key="sk-live-123456",
+        scoped_token="abc.def.ghi",
+        input_tokens=42,
+        url="https://x/?secret=sk_bh_registered_secret_value",
+        headers={"Authorization": "Bearer zzz", "Accept": "json"},
+    )
+    logging.getLogger("aiohttp").error("failed with sk_bh_registered_secret_value inside")
+    ours, foreign = lines(captured)
+    text = captured.getvalue()
+    assert "sk-live-123456" not in text and "abc.def.ghi" not in text and "zzz" not in text
+    assert "sk_bh_registered_secret_value" not in text
+    assert ours["api_key"] == "***" and ours["scoped_token"] == "***"
+    assert ours["input_tokens"] == 42, "counts named *_tokens are not secrets"
+    assert ours["headers"] == {"Authorization": "***", "Accept": "json"}
+    assert foreign["event"] == "failed with *** inside"
