@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -24,6 +25,10 @@ def main(argv: list[str]) -> None:
         settings.instructions()  # an unreadable prompt file stops us now, not in every job
         logs.register_secrets(settings.secret_values())
         logs.configure_structlog()
+
+    # livekit preloads its local end-of-turn model (~240 MB) into every job process; turns here
+    # are ended by the realtime model, so that memory would be spent on nothing
+    os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
 
     # imported only now, so a configuration error answers before livekit's heavy imports
     from livekit.agents import cli

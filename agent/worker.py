@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from livekit.agents import AgentServer, JobProcess
 from livekit.plugins import silero
 
@@ -11,15 +13,23 @@ from agent.settings import AgentSettings
 from common import logs
 from common.settings import load_settings
 
+log = logs.get_logger("agent.worker")
+
 
 def prewarm(proc: JobProcess) -> None:
     """Once per job process: settings, structured logs, Silero VAD, the avatar runtime."""
+    started = time.perf_counter()
     settings = load_settings(AgentSettings)
     logs.register_secrets(settings.secret_values())
     logs.configure_structlog()
     proc.userdata[SETTINGS_KEY] = settings
     proc.userdata[VAD_KEY] = silero.VAD.load()
     prewarm_avatar(proc, settings)
+    log.info(
+        "process prewarmed",
+        elapsed_s=round(time.perf_counter() - started, 3),
+        avatar=settings.avatar_mode.value,
+    )
 
 
 def build_server(settings: AgentSettings) -> AgentServer:

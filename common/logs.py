@@ -76,12 +76,23 @@ def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+def _livekit_keys(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """Name the fields as livekit-agents' JSON formatter does, so that the lines it writes
+    before ours takes over (worker start-up) and ours share one schema."""
+    event_dict["message"] = event_dict.pop("event", "")
+    if "logger" in event_dict:
+        event_dict["name"] = event_dict.pop("logger")
+    if "level" in event_dict:
+        event_dict["level"] = str(event_dict["level"]).upper()
+    return event_dict
+
+
 def formatter(*, json: bool) -> logging.Formatter:
     """The stdout formatter: JSON lines (`json=True`) or a readable console line."""
-    renderer: Processor = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
+    renderers: list[Processor] = (
+        [_livekit_keys, structlog.processors.JSONRenderer(ensure_ascii=False)]
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        else [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
     )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
@@ -95,7 +106,7 @@ def formatter(*, json: bool) -> logging.Formatter:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _drop_color_message,
             structlog.processors.format_exc_info,
-            renderer,
+            *renderers,
         ],
     )
 

@@ -31,10 +31,11 @@ def test_structlog_and_stdlib_lines_share_one_json_shape(captured: io.StringIO) 
     logs.get_logger("tests.logs").info("hello", room="r1", count=3)
     logging.getLogger("livekit.agents").warning("foreign %s", "line", extra={"job_id": "AJ_1"})
     ours, foreign = lines(captured)
-    assert ours["event"] == "hello" and ours["room"] == "r1" and ours["count"] == 3
-    assert ours["level"] == "info" and "timestamp" in ours
-    assert foreign["event"] == "foreign line" and foreign["job_id"] == "AJ_1"
-    assert foreign["logger"] == "livekit.agents" and foreign["level"] == "warning"
+    # livekit's own JSON field names, so its start-up lines and ours share one schema
+    assert ours["message"] == "hello" and ours["room"] == "r1" and ours["count"] == 3
+    assert ours["level"] == "INFO" and ours["name"] == "tests.logs" and "timestamp" in ours
+    assert foreign["message"] == "foreign line" and foreign["job_id"] == "AJ_1"
+    assert foreign["name"] == "livekit.agents" and foreign["level"] == "WARNING"
 
 
 def test_secrets_are_masked_by_key_and_by_value(captured: io.StringIO) -> None:
@@ -56,4 +57,4 @@ def test_secrets_are_masked_by_key_and_by_value(captured: io.StringIO) -> None:
     assert ours["api_key"] == "***" and ours["scoped_token"] == "***"
     assert ours["input_tokens"] == 42, "counts named *_tokens are not secrets"
     assert ours["headers"] == {"Authorization": "***", "Accept": "json"}
-    assert foreign["event"] == "failed with *** inside"
+    assert foreign["message"] == "failed with *** inside"
