@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
         settings = load_settings(AgentSettings)
         if command in NEEDS_SERVER:
             settings.require_livekit()
-        settings.instructions()  # an unreadable prompt file stops us now, not in every job
+        settings.check_files()
         logs.register_secrets(settings.secret_values())
         logs.configure_structlog()
 

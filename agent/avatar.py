@@ -16,6 +16,8 @@ from livekit import rtc
 from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, JobProcess
 from livekit.agents.voice.avatar import AvatarSession
 
+from agent.dynamics import AvatarRpc, Dynamics, LocalRuntime
+from agent.dynamics.sender import GestureTarget
 from agent.settings import AgentSettings, AvatarMode
 from bithuman_client import BithumanClient, BithumanError
 from common.logs import get_logger
@@ -140,3 +142,26 @@ async def start_avatar(
 
     log.info("avatar ready", mode=mode.value, identity=avatar.avatar_identity)
     return avatar
+
+
+async def start_gestures(
+    session: AgentSession[Any],
+    room: rtc.Room,
+    avatar: AvatarSession[Any] | None,
+    settings: AgentSettings,
+) -> Dynamics | None:
+    """Keyword gestures for a running session: RPCs to a cloud avatar, or the local runtime."""
+    if avatar is None or not settings.dynamics_enabled:
+        return None
+    if settings.avatar_mode is AvatarMode.LOCAL:
+        from livekit.plugins import bithuman
+
+        assert isinstance(avatar, bithuman.AvatarSession)
+        target: GestureTarget = LocalRuntime(avatar.runtime)
+    else:
+        target = AvatarRpc(
+            room, identity=avatar.avatar_identity, response_timeout=settings.dynamics_rpc_timeout
+        )
+    return await Dynamics.start(
+        session=session, target=target, settings=settings, agent_id=settings.gesture_agent_id
+    )

@@ -8,7 +8,7 @@ from typing import Any
 from livekit.agents import AgentSession, JobContext, room_io
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
 
-from agent.avatar import start_avatar
+from agent.avatar import start_avatar, start_gestures
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
 from agent.usage import UsageTracker
@@ -41,6 +41,10 @@ async def entrypoint(ctx: JobContext) -> None:
         room_options=room_io.RoomOptions(audio_output=avatar is None),
     )
     log.info("session started", avatar=avatar is not None)
+
+    gestures = await start_gestures(session, ctx.room, avatar, settings)
+    if gestures is not None:
+        ctx.add_shutdown_callback(lambda _reason: gestures.aclose())
 
 
 def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> None:

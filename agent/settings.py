@@ -14,7 +14,8 @@ from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from common.settings import ServiceSettings, fail
+from agent.dynamics.settings import DynamicsSettings
+from common.settings import fail
 
 OPENAI_KEY_HINT = "create one at https://platform.openai.com/api-keys"
 LIVEKIT_HINT = (
@@ -35,7 +36,10 @@ class AvatarMode(StrEnum):
     LOCAL = "local"
 
 
-class AgentSettings(ServiceSettings):
+class AgentSettings(DynamicsSettings):
+    """Everything the worker reads; the gesture settings (and the bitHuman secret and REST
+    URL, which gestures need too) come from `DynamicsSettings`."""
+
     # --- OpenAI Realtime -------------------------------------------------------------------
     openai_api_key: SecretStr = Field(json_schema_extra={"hint": OPENAI_KEY_HINT})
     openai_base_url: str | None = Field(
@@ -59,14 +63,14 @@ class AgentSettings(ServiceSettings):
     agent_greeting: str = "Greet the user warmly in one short sentence and offer your help."
 
     # --- bitHuman avatar -------------------------------------------------------------------------
-    bithuman_api_secret: SecretStr | None = Field(
-        default=None, json_schema_extra={"hint": BITHUMAN_HINT}
-    )
     bithuman_avatar_id: str | None = None
     bithuman_avatar_image: str | None = None
     bithuman_model_path: Path | None = None
     bithuman_model: BithumanModel | None = None
-    bithuman_rest_url: str = "https://api.bithuman.ai"
+    bithuman_agent_id: str | None = Field(
+        default=None,
+        description="Agent code whose gestures a local .imx avatar performs (cloud: the avatar's).",
+    )
     bithuman_api_url: str | None = Field(
         default=None,
         description="Avatar session endpoint the plugin calls; unset = the plugin's default.",
@@ -90,7 +94,13 @@ class AgentSettings(ServiceSettings):
         default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "LIVEKIT_LOG_LEVEL")
     )
 
-    @field_validator("bithuman_avatar_id", "bithuman_avatar_image", "agent_prompt", mode="before")
+    @field_validator(
+        "bithuman_avatar_id",
+        "bithuman_avatar_image",
+        "bithuman_agent_id",
+        "agent_prompt",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -148,6 +158,11 @@ class AgentSettings(ServiceSettings):
         return AvatarMode.NONE
 
     @property
+    def gesture_agent_id(self) -> str | None:
+        """Whose gesture catalog applies: the cloud avatar's, or BITHUMAN_AGENT_ID's."""
+        return self.bithuman_agent_id or self.bithuman_avatar_id
+
+    @property
     def process_init_timeout(self) -> float:
         """Loading a local .imx runtime in prewarm takes far longer than livekit's 10 s."""
         if self.agent_init_timeout is not None:
@@ -168,6 +183,18 @@ class AgentSettings(ServiceSettings):
         if not text:
             fail(f"configuration error: AGENT_PROMPT_FILE {self.agent_prompt_file} is empty")
         return text
+
+    def check_files(self) -> None:
+        """Read the prompt and the gesture map now: a broken file stops start-up with one line
+        instead of failing in every job."""
+        self.instructions()
+        if self.map_path is not None and self.dynamics_enabled:
+            from agent.dynamics.keymap import KeymapError, load_keymap
+
+            try:
+                load_keymap(self.map_path)
+            except KeymapError as exc:
+                fail(f"configuration error: DYNAMICS_MAP_PATH: {exc}")
 
     def require_livekit(self) -> None:
         """`dev`/`start` need a server; `console` does not. Exit 2 naming what is missing."""

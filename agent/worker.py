@@ -8,8 +8,9 @@ from livekit.agents import AgentServer, JobProcess
 from livekit.plugins import silero
 
 from agent.avatar import prewarm_avatar
+from agent.dynamics import warm_up
 from agent.entrypoint import SETTINGS_KEY, VAD_KEY, entrypoint
-from agent.settings import AgentSettings
+from agent.settings import AgentSettings, AvatarMode
 from common import logs
 from common.settings import load_settings
 
@@ -25,6 +26,8 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata[SETTINGS_KEY] = settings
     proc.userdata[VAD_KEY] = silero.VAD.load()
     prewarm_avatar(proc, settings)
+    if settings.avatar_mode is not AvatarMode.NONE and settings.dynamics_enabled:
+        warm_up()  # the gesture matcher's Unicode tables, once per process
     log.info(
         "process prewarmed",
         elapsed_s=round(time.perf_counter() - started, 3),

@@ -1,0 +1,3 @@
+from bithuman_client.cli import main
+
+raise SystemExit(main())

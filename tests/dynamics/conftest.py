@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from common.logs import configure_structlog
+
+
+@pytest.fixture
+def logged(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Our structlog lines as stdlib records (the project's pipeline), captured."""
+    configure_structlog()
+    caplog.set_level(logging.DEBUG, logger="agent.dynamics")
+    return caplog
+
+
+def lines(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
+    """Messages of our own log lines at `level` or above."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= level and r.name.startswith("agent.dynamics")
+    ]
