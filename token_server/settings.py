@@ -1,0 +1,180 @@
+"""Settings of the token server: shared LiveKit names plus `TOKEN_SERVER_*` knobs.
+
+Every field reads the environment variable named by its `validation_alias`, so configuration
+errors name the variable a user has to fix. List settings are comma-separated.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from common.settings import ServiceSettings, describe_error, fail
+from token_server.client_ip import Network
+
+MAX_TTL_SECONDS = 3600
+MIN_API_KEY_LENGTH = 16
+
+# Browsers on this machine, any port: Flutter web (`--web-port 8080`), Vite, the Playground.
+DEVELOPMENT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
+
+_LIVEKIT_HINT = (
+    "LiveKit Cloud: project Settings > API keys; self-hosted: the keys in livekit.yaml; "
+    "`livekit-server --dev` uses devkey / secret"
+)
+_LIVEKIT_FIELDS = ("livekit_url", "livekit_api_key", "livekit_api_secret")
+
+
+def _split(value: Any) -> Any:
+    """Comma-separated environment values become lists; blanks are dropped."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class TokenServerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    app_env: Literal["development", "production"] = Field(
+        "development",
+        validation_alias="APP_ENV",
+        json_schema_extra={"hint": "development or production"},
+    )
+    livekit_url: str = Field(
+        "",
+        validation_alias="LIVEKIT_URL",
+        json_schema_extra={"hint": "wss://<project>.livekit.cloud or ws://localhost:7880"},
+    )
+    livekit_api_key: str = Field(
+        "", validation_alias="LIVEKIT_API_KEY", json_schema_extra={"hint": _LIVEKIT_HINT}
+    )
+    livekit_api_secret: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="LIVEKIT_API_SECRET",
+        json_schema_extra={"hint": _LIVEKIT_HINT},
+    )
+    agent_name: str = Field(
+        "",
+        validation_alias="AGENT_NAME",
+        json_schema_extra={"hint": "the agent_name the worker registers with"},
+    )
+    # A URL may carry a password (redis://:pw@host), so it is masked like a secret.
+    redis_url: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="REDIS_URL",
+        json_schema_extra={"hint": "redis://host:6379/0"},
+    )
+
+    host: str = Field("0.0.0.0", validation_alias="TOKEN_SERVER_HOST")
+    port: int = Field(3000, ge=0, le=65535, validation_alias="TOKEN_SERVER_PORT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="TOKEN_SERVER_LOG_LEVEL"
+    )
+    api_key: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="TOKEN_SERVER_API_KEY",
+        json_schema_extra={
+            "hint": "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        },
+    )
+    token_ttl_seconds: int = Field(
+        900, ge=60, le=MAX_TTL_SECONDS, validation_alias="TOKEN_SERVER_TOKEN_TTL_SECONDS"
+    )
+    cors_origins: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        validation_alias="TOKEN_SERVER_CORS_ORIGINS",
+        json_schema_extra={"hint": "comma-separated origins, e.g. https://app.example.com"},
+    )
+    allow_camera: bool = Field(False, validation_alias="TOKEN_SERVER_ALLOW_CAMERA")
+    allow_screen_share: bool = Field(False, validation_alias="TOKEN_SERVER_ALLOW_SCREEN_SHARE")
+    allow_client_room_names: bool = Field(
+        True, validation_alias="TOKEN_SERVER_ALLOW_CLIENT_ROOM_NAMES"
+    )
+    allowed_agents: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="TOKEN_SERVER_ALLOWED_AGENTS"
+    )
+    rate_limit_per_minute: float = Field(
+        60, ge=0, validation_alias="TOKEN_SERVER_RATE_LIMIT_PER_MINUTE"
+    )
+    rate_limit_burst: int = Field(20, ge=1, validation_alias="TOKEN_SERVER_RATE_LIMIT_BURST")
+    trusted_proxies: Annotated[list[Network], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="TOKEN_SERVER_TRUSTED_PROXIES",
+        json_schema_extra={"hint": "comma-separated addresses or CIDRs, e.g. 10.0.0.0/8"},
+    )
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _livekit_scheme(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("wss://", "ws://", "https://", "http://")):
+            raise ValueError("must start with wss://, ws://, https:// or http://")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_strength(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value()) < MIN_API_KEY_LENGTH:
+            raise ValueError(f"use at least {MIN_API_KEY_LENGTH} characters")
+        return value
+
+    @field_validator("cors_origins", "allowed_agents", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        items = _split(value)
+        if not isinstance(items, list):
+            return items
+        # strict=False accepts a bare address as a one-address network.
+        return [ip_network(item, strict=False) if isinstance(item, str) else item for item in items]
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def livekit_configured(self) -> bool:
+        return not self.missing_livekit()
+
+    def missing_livekit(self) -> list[str]:
+        """Field names of the LiveKit settings that are still empty."""
+        return [name for name in _LIVEKIT_FIELDS if not _filled(getattr(self, name))]
+
+    def missing_livekit_variables(self) -> list[str]:
+        """The environment variables behind `missing_livekit` (field names, upper-cased)."""
+        return [name.upper() for name in self.missing_livekit()]
+
+    def allowed_origins(self) -> list[str]:
+        """The CORS allow-list, with the environment's default when none is configured."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return [] if self.production else list(DEVELOPMENT_ORIGINS)
+
+    def dispatchable_agents(self) -> frozenset[str]:
+        """Agents a client may name in `room_config`: the allow-list plus AGENT_NAME."""
+        names = set(self.allowed_agents)
+        if self.agent_name:
+            names.add(self.agent_name)
+        return frozenset(names)
+
+
+def _filled(value: str | SecretStr) -> bool:
+    return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+def require_livekit(settings: TokenServerSettings) -> None:
+    """Exit with status 2 and one line naming each missing LiveKit variable."""
+    missing = settings.missing_livekit()
+    if missing:
+        error = ValidationError.from_exception_data(
+            type(settings).__name__,
+            [{"type": "missing", "loc": (name,), "input": None} for name in missing],
+        )
+        fail(describe_error(type(settings), error))
