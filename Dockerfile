@@ -6,7 +6,8 @@ FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    WEBHOOK_OUTBOX_PATH=/app/var/webhook-outbox.db
 
 # onnxruntime (Silero VAD) needs OpenMP; OpenCV (bitHuman SDK) needs glib
 RUN apt-get update \

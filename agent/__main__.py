@@ -9,6 +9,7 @@ import warnings
 from agent.settings import AgentSettings
 from common import logs
 from common.settings import load_settings
+from webhooks.settings import WebhookSettings
 
 NEEDS_SERVER = {"dev", "start", "connect"}
 NEEDS_SETTINGS = NEEDS_SERVER | {"console"}
@@ -18,12 +19,14 @@ WORKER_COMMANDS = {"dev", "start"}  # console and connect keep livekit's termina
 def main(argv: list[str]) -> None:
     command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
     settings: AgentSettings | None = None
+    webhook_settings: WebhookSettings | None = None
     if command in NEEDS_SETTINGS and "--help" not in argv:
         settings = load_settings(AgentSettings)
+        webhook_settings = load_settings(WebhookSettings)
         if command in NEEDS_SERVER:
             settings.require_livekit()
         settings.check_files()
-        logs.register_secrets(settings.secret_values())
+        logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
         logs.configure_structlog()
 
     # livekit preloads its local end-of-turn model (~240 MB) into every job process; turns here
@@ -33,6 +36,7 @@ def main(argv: list[str]) -> None:
     # imported only now, so a configuration error answers before livekit's heavy imports
     from livekit.agents import cli
 
+    from agent.events import deliver_from_worker
     from agent.worker import build_server
 
     # --help and download-files need no credentials: build the server from the defaults
@@ -43,6 +47,8 @@ def main(argv: list[str]) -> None:
         )
         # livekit's CLI installs its handler first; ours then formats every line the same way
         server.on("worker_started", lambda: logs.install_formatter(json=json_logs))
+    if webhook_settings is not None and command in NEEDS_SERVER:
+        deliver_from_worker(server, webhook_settings)
     warnings.filterwarnings("ignore", "the built-in Python CLI is deprecated")
     cli.run_app(server)
 

@@ -9,6 +9,7 @@ from livekit.agents import AgentSession, JobContext, room_io
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
 
 from agent.avatar import start_avatar, start_gestures
+from agent.events import ConversationEvents
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
 from agent.usage import UsageTracker
@@ -17,6 +18,7 @@ from common.logs import get_logger
 log = get_logger("agent.job")
 
 SETTINGS_KEY = "settings"
+WEBHOOKS_KEY = "webhook_settings"
 VAD_KEY = "vad"
 
 
@@ -45,6 +47,17 @@ async def entrypoint(ctx: JobContext) -> None:
     gestures = await start_gestures(session, ctx.room, avatar, settings)
     if gestures is not None:
         ctx.add_shutdown_callback(lambda _reason: gestures.aclose())
+
+    events = await ConversationEvents.start(
+        ctx.room,
+        session,
+        settings,
+        ctx.proc.userdata[WEBHOOKS_KEY],
+        session_id=ctx.job.id,
+        deliver_here=ctx.is_fake_job(),
+    )
+    if events is not None:
+        ctx.add_shutdown_callback(lambda _reason: events.aclose())
 
 
 def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> None:

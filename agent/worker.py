@@ -9,10 +9,11 @@ from livekit.plugins import silero
 
 from agent.avatar import prewarm_avatar
 from agent.dynamics import warm_up
-from agent.entrypoint import SETTINGS_KEY, VAD_KEY, entrypoint
+from agent.entrypoint import SETTINGS_KEY, VAD_KEY, WEBHOOKS_KEY, entrypoint
 from agent.settings import AgentSettings, AvatarMode
 from common import logs
 from common.settings import load_settings
+from webhooks import WebhookSettings
 
 log = logs.get_logger("agent.worker")
 
@@ -21,9 +22,11 @@ def prewarm(proc: JobProcess) -> None:
     """Once per job process: settings, structured logs, Silero VAD, the avatar runtime."""
     started = time.perf_counter()
     settings = load_settings(AgentSettings)
-    logs.register_secrets(settings.secret_values())
+    webhook_settings = load_settings(WebhookSettings)
+    logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
     logs.configure_structlog()
     proc.userdata[SETTINGS_KEY] = settings
+    proc.userdata[WEBHOOKS_KEY] = webhook_settings
     proc.userdata[VAD_KEY] = silero.VAD.load()
     prewarm_avatar(proc, settings)
     if settings.avatar_mode is not AvatarMode.NONE and settings.dynamics_enabled:

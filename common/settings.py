@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any, NoReturn, TypeVar
 
-from pydantic import SecretStr, ValidationError
+from pydantic import AliasChoices, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXIT_CONFIG_ERROR = 2
@@ -41,23 +42,37 @@ class ServiceSettings(BaseSettings):
 
 def describe_error(cls: type[ServiceSettings], error: ValidationError) -> str:
     """One line naming each bad variable, what is wrong with it and where to get it."""
+    fields = _fields_by_variable(cls)
     parts: list[str] = []
     for item in error.errors():
         if not item["loc"]:  # a rule across several variables names them in its message
             parts.append(str(item["msg"]).removeprefix("Value error, "))
             continue
-        field = str(item["loc"][0])
-        info = cls.model_fields.get(field)
-        var = info.validation_alias if info and isinstance(info.validation_alias, str) else field
-        var = var.upper()
+        var = str(item["loc"][0]).upper()
         if item["type"] == "missing":
             what = f"{var} is not set"
         else:
             msg = str(item["msg"]).removeprefix("Value error, ")
             what = f"{var} is invalid: {msg}"
+        info = fields.get(var)
         hint = _hint(info.json_schema_extra if info else None)
         parts.append(f"{what} ({hint})" if hint else what)
     return "configuration error: " + "; ".join(parts)
+
+
+def _fields_by_variable(cls: type[ServiceSettings]) -> dict[str, FieldInfo]:
+    """Each field under the environment variable that sets it (its alias, else its name)."""
+    found: dict[str, FieldInfo] = {}
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias
+        names = [name]
+        if isinstance(alias, str):
+            names.append(alias)
+        elif isinstance(alias, AliasChoices):
+            names.extend(str(choice) for choice in alias.choices if isinstance(choice, str))
+        for variable in names:
+            found[variable.upper()] = info
+    return found
 
 
 def _hint(extra: Any) -> str | None:
