@@ -27,14 +27,12 @@ from livekit.protocol import agent, models
 from livekit.protocol import rtc as rtc_proto
 
 from tests.fakes.livekit_room_service import rpc_error
-from tests.fakes.livekit_server import FakeLiveKitServer
+from tests.fakes.livekit_server import JOB_ENDED, FakeLiveKitServer, run_one_job
 from tests.fakes.livekit_signal import decode_join_request
 from tests.fakes.livekit_twirp import TwirpError
-from tests.fakes.subprocesses import terminate, unless_exited
 
 T = TypeVar("T")
 
-JOB_ENDED = (agent.JobStatus.JS_SUCCESS, agent.JobStatus.JS_FAILED)
 AGENT_NAME_VARIABLES = ("LIVEKIT_AGENT_NAME", "LIVEKIT_AGENT_NAME_OVERRIDE")
 
 # The smallest production worker: one warm job process, no health port clash, and a load
@@ -76,22 +74,11 @@ async def test_started_worker_registers_and_runs_one_job_up_to_the_room_connecti
             sys.executable, str(script), "start", cwd=tmp_path, env=env, stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-    dispatcher = livekit_server.dispatcher
-    try:
-        async with asyncio.timeout(60):
-            worker = await unless_exited(process, dispatcher.wait_for_worker(""))
-            job = await unless_exited(
-                process, dispatcher.dispatch("demo-room", metadata='{"persona": "tester"}')
-            )
-            attempt = await unless_exited(
-                process, livekit_server.signal.wait_for_attempt("demo-room", identity=job.identity)
-            )
-            await unless_exited(process, dispatcher.wait_for_job_status(job.job.id, *JOB_ENDED))
-        exit_status = await terminate(process)
-    except BaseException as exc:
-        await terminate(process)
-        exc.add_note("worker log:\n" + log_path.read_text(errors="replace")[-4000:])
-        raise
+    async with asyncio.timeout(60):
+        done = await run_one_job(
+            livekit_server, process, log_path, "demo-room", metadata='{"persona": "tester"}'
+        )
+    worker, job, attempt, exit_status = done.worker, done.job, done.attempt, done.exit_status
 
     assert worker.claims.video is not None and worker.claims.video.agent
     assert worker.register.version == agents_version

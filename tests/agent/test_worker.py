@@ -13,14 +13,11 @@ from typing import Any
 
 import pexpect
 import pytest
-from livekit.protocol import agent
 
-from tests.fakes.livekit_server import FakeLiveKitServer
+from tests.fakes.livekit_server import FakeLiveKitServer, run_one_job
 from tests.fakes.openai_realtime import FakeRealtimeServer
-from tests.fakes.subprocesses import terminate, unless_exited
 
 ROOT = Path(__file__).resolve().parents[2]
-JOB_ENDED = (agent.JobStatus.JS_SUCCESS, agent.JobStatus.JS_FAILED)
 OPENAI_KEY = "sk-test-never-logged-0123"
 
 
@@ -76,22 +73,11 @@ async def test_start_registers_takes_a_job_and_reaches_the_room(
         **livekit_server.env(),
     )
     process, log_path = await start_worker(tmp_path, env)
-    dispatcher = livekit_server.dispatcher
-    try:
-        async with asyncio.timeout(90):
-            worker = await unless_exited(process, dispatcher.wait_for_worker(agent_name))
-            job = await unless_exited(
-                process, dispatcher.dispatch("demo-room", agent_name=agent_name)
-            )
-            attempt = await unless_exited(
-                process, livekit_server.signal.wait_for_attempt("demo-room", identity=job.identity)
-            )
-            await unless_exited(process, dispatcher.wait_for_job_status(job.job.id, *JOB_ENDED))
-        exit_status = await terminate(process)
-    except BaseException as exc:
-        await terminate(process)
-        exc.add_note("worker log:\n" + log_path.read_text(errors="replace")[-6000:])
-        raise
+    async with asyncio.timeout(90):
+        done = await run_one_job(
+            livekit_server, process, log_path, "demo-room", agent_name=agent_name
+        )
+    worker, job, attempt, exit_status = done.worker, done.job, done.attempt, done.exit_status
 
     assert worker.agent_name == agent_name
     assert attempt.authorized and attempt.room == "demo-room"

@@ -1,16 +1,15 @@
-"""Stand-ins for what dynamics talks to: the bitHuman dynamics endpoint (a real local HTTP
-server), the room's local participant (records RPCs, answers as scripted), a scripted LLM."""
+"""Stand-ins for what dynamics talks to: the room's local participant (records RPCs, answers as
+scripted), a scripted LLM; and `dynamics_body`, a dynamics catalog answer to script on the
+bitHuman stub (`tests.fakes.bithuman_api.BithumanStub`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
 from livekit import rtc
 from livekit.agents import llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
@@ -29,38 +28,6 @@ def dynamics_body(gestures: list[str] | dict[str, str] | None, *, url: str | Non
             "gestures": gestures if gestures is not None else {},
         },
     }
-
-
-@dataclass
-class CatalogServer:
-    """GET /v1/dynamics/{agent_id}: answers[agent_id] is (status, json body)."""
-
-    answers: dict[str, tuple[int, Any]] = field(default_factory=dict)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        agent_id = request.match_info["agent_id"]
-        self.requests.append((agent_id, request.headers.get("api-secret")))
-        status, body = self.answers.get(agent_id, (404, {"error": "no such agent"}))
-        return web.json_response(body, status=status)
-
-
-@asynccontextmanager
-async def catalog_server() -> AsyncIterator[CatalogServer]:
-    server = CatalogServer()
-    app = web.Application()
-    app.router.add_get("/v1/dynamics/{agent_id}", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.url = f"http://{host}:{port}"
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
 
 
 Answer = Callable[[str], Any]

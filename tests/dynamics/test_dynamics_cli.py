@@ -1,4 +1,4 @@
-"""`python -m bithuman_client dynamics AGENT_ID`, run as a subprocess against a local server."""
+"""`python -m bithuman_client dynamics AGENT_ID`, run as a subprocess against the bitHuman stub."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.dynamics.standins import GESTURES, CatalogServer, catalog_server, dynamics_body
+from tests.dynamics.standins import GESTURES, dynamics_body
+from tests.fakes.bithuman_api import BithumanStub, dynamics_path
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "cli-secret-value"
+A1 = dynamics_path("A1")
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[CatalogServer]:
-    async with catalog_server() as running:
+async def stub() -> AsyncIterator[BithumanStub]:
+    async with BithumanStub() as running:
         yield running
 
 
@@ -45,21 +47,21 @@ async def run_cli(
     return process.returncode, out.decode(), err.decode()
 
 
-def env_for(server: CatalogServer) -> dict[str, str]:
-    return {"BITHUMAN_API_SECRET": SECRET, "BITHUMAN_REST_URL": server.url}
+def env_for(stub: BithumanStub) -> dict[str, str]:
+    return {"BITHUMAN_API_SECRET": SECRET, "BITHUMAN_REST_URL": stub.url}
 
 
-async def test_lists_the_gestures(server: CatalogServer, tmp_path: Path) -> None:
-    server.answers["A1"] = (200, dynamics_body({name: "https://x" for name in GESTURES}))
-    code, out, err = await run_cli(tmp_path, "dynamics", "A1", env=env_for(server))
+async def test_lists_the_gestures(stub: BithumanStub, tmp_path: Path) -> None:
+    stub.answers[A1] = (200, dynamics_body({name: "https://x" for name in GESTURES}))
+    code, out, err = await run_cli(tmp_path, "dynamics", "A1", env=env_for(stub))
     assert (code, err) == (0, "")
     assert out.splitlines() == ["A1: dynamics ready, 4 gestures", *(f"  {g}" for g in GESTURES)]
-    assert server.requests == [("A1", SECRET)]
+    assert [(r.path, r.headers.get("api-secret")) for r in stub.requests] == [(A1, SECRET)]
 
 
-async def test_json_output(server: CatalogServer, tmp_path: Path) -> None:
-    server.answers["A1"] = (200, dynamics_body(list(GESTURES)))
-    code, out, _ = await run_cli(tmp_path, "dynamics", "A1", "--json", env=env_for(server))
+async def test_json_output(stub: BithumanStub, tmp_path: Path) -> None:
+    stub.answers[A1] = (200, dynamics_body(list(GESTURES)))
+    code, out, _ = await run_cli(tmp_path, "dynamics", "A1", "--json", env=env_for(stub))
     assert code == 0
     assert json.loads(out) == {
         "agent_id": "A1",
@@ -69,17 +71,17 @@ async def test_json_output(server: CatalogServer, tmp_path: Path) -> None:
     }
 
 
-async def test_an_avatar_without_dynamics(server: CatalogServer, tmp_path: Path) -> None:
-    server.answers["A1"] = (200, dynamics_body(None, url=None))
-    code, out, _ = await run_cli(tmp_path, "dynamics", "A1", env=env_for(server))
+async def test_an_avatar_without_dynamics(stub: BithumanStub, tmp_path: Path) -> None:
+    stub.answers[A1] = (200, dynamics_body(None, url=None))
+    code, out, _ = await run_cli(tmp_path, "dynamics", "A1", env=env_for(stub))
     assert (code, out) == (0, "A1: no dynamics (status: ready)\n")
 
 
 async def test_api_errors_exit_1_without_leaking_the_secret(
-    server: CatalogServer, tmp_path: Path
+    stub: BithumanStub, tmp_path: Path
 ) -> None:
-    server.answers["A1"] = (401, {"error": "invalid api secret", "code": "UNAUTHORIZED"})
-    code, out, err = await run_cli(tmp_path, "dynamics", "A1", env=env_for(server))
+    stub.answers[A1] = (401, {"error": "invalid api secret", "code": "UNAUTHORIZED"})
+    code, out, err = await run_cli(tmp_path, "dynamics", "A1", env=env_for(stub))
     assert (code, out) == (1, "")
     assert "answered 401: invalid api secret" in err
     assert SECRET not in err

@@ -25,30 +25,29 @@ from tests.dynamics.conftest import lines
 from tests.dynamics.labelled import LAUGH, NOD, WAVE
 from tests.dynamics.standins import (
     GESTURES,
-    CatalogServer,
     ManualClock,
     RecordingParticipant,
     ScriptedLLM,
     StandInRoom,
-    catalog_server,
     dynamics_body,
     fails,
     never,
     settle,
 )
+from tests.fakes.bithuman_api import BithumanStub, dynamics_path
 
 
 @pytest.fixture
-async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CatalogServer]:
+async def stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BithumanStub]:
     monkeypatch.chdir(tmp_path)  # no config/gestures.yaml here: the derived map applies
-    async with catalog_server() as running:
-        running.answers["A1"] = (200, dynamics_body(GESTURES))
+    async with BithumanStub() as running:
+        running.answers[dynamics_path("A1")] = (200, dynamics_body(GESTURES))
         yield running
 
 
 class Harness:
-    def __init__(self, server: CatalogServer) -> None:
-        self.server = server
+    def __init__(self, stub: BithumanStub) -> None:
+        self.stub = stub
         self.participant = RecordingParticipant(identity="agent-1")
         self.room = StandInRoom(self.participant, present=["user-1", AVATAR_IDENTITY])
         self.clock = ManualClock()
@@ -56,7 +55,7 @@ class Harness:
     async def start(self, session: AgentSession[Any], **overrides: Any) -> Dynamics:
         settings = DynamicsSettings(
             bithuman_api_secret="secret-for-tests",
-            bithuman_rest_url=self.server.url,
+            bithuman_rest_url=self.stub.url,
             **overrides,
         )
         return await Dynamics.start(
@@ -73,8 +72,8 @@ class Harness:
 
 
 @pytest.fixture
-def harness(server: CatalogServer) -> Harness:
-    return Harness(server)
+def harness(stub: BithumanStub) -> Harness:
+    return Harness(stub)
 
 
 def speech(text: str, *, final: bool = True) -> UserInputTranscribedEvent:
@@ -236,13 +235,13 @@ class BrokenTarget:
 
 
 async def test_a_failing_trigger_is_logged_once_and_never_raised(
-    server: CatalogServer, logged: pytest.LogCaptureFixture
+    stub: BithumanStub, logged: pytest.LogCaptureFixture
 ) -> None:
     session: AgentSession[Any] = AgentSession()
     dynamics = await Dynamics.start(
         session=session,
         target=BrokenTarget(),
-        settings=DynamicsSettings(bithuman_api_secret="s", bithuman_rest_url=server.url),
+        settings=DynamicsSettings(bithuman_api_secret="s", bithuman_rest_url=stub.url),
         agent_id="A1",
         cache=CatalogCache(),
     )

@@ -5,8 +5,12 @@ Routes: `POST /v1/runtime-tokens/mint` (answers a scoped token), `POST
 sends; point `BITHUMAN_API_URL` at it) and `GET /v1/dynamics/{agent_id}` (a gesture catalog).
 Every request is recorded with its headers and JSON body. `fail(path, status, ...)` makes the
 next `times` calls to a path answer an error (optionally with headers such as Retry-After), in
-bitHuman's `{error, code, details}` shape unless a body is given; `delays[path]` makes a path
-answer late.
+bitHuman's `{error, code, details}` shape unless a body is given; `answers[path] = (status,
+json_body)` makes every call to a path answer that (consulted after the one-shot `fail`s and
+before the built-in answers); `delays[path]` makes a path answer late.
+
+An unscripted `dynamics_path(agent_id)` answers a ready catalog of `gestures` for any agent id;
+to make an agent unknown, script it: `answers[dynamics_path("A1")] = (404, {...})`.
 
     async with BithumanStub() as stub:
         client = BithumanClient("secret", base_url=stub.url)
@@ -26,6 +30,11 @@ from aiohttp.test_utils import TestServer
 MINT = "/v1/runtime-tokens/mint"
 SESSION_REQUEST = "/v1/runtime-tokens/request"
 SCOPED_TOKEN = "scoped-runtime-token-for-tests"
+
+
+def dynamics_path(agent_id: str) -> str:
+    """The path of `GET /v1/dynamics/{agent_id}` for one agent."""
+    return f"/v1/dynamics/{agent_id}"
 
 
 @dataclass
@@ -55,6 +64,8 @@ class BithumanStub:
         }
     )
     requests: list[Recorded] = field(default_factory=list)
+    # path -> (status, json body), answered on every call to that path
+    answers: dict[str, tuple[int, Any]] = field(default_factory=dict)
     # seconds to wait before answering a path: for timeout tests
     delays: dict[str, float] = field(default_factory=dict)
     _failures: dict[str, list[_Failure]] = field(default_factory=dict)
@@ -103,6 +114,9 @@ class BithumanStub:
         failure = self._take_failure(request.path)
         if failure is not None:
             return web.json_response(failure.body, status=failure.status, headers=failure.headers)
+        if request.path in self.answers:
+            status, answer = self.answers[request.path]
+            return web.json_response(answer, status=status)
         if request.path == MINT:
             return web.json_response(
                 {"success": True, "data": {"scoped_token": SCOPED_TOKEN, "expires_in": 3600}}
@@ -120,7 +134,7 @@ class BithumanStub:
         app = web.Application()
         app.router.add_post(MINT, self._handle)
         app.router.add_post(SESSION_REQUEST, self._handle)
-        app.router.add_get("/v1/dynamics/{agent_id}", self._handle)
+        app.router.add_get(dynamics_path("{agent_id}"), self._handle)
         self._server = TestServer(app, port=0)
         await self._server.start_server()
         return self

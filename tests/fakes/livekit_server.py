@@ -24,22 +24,28 @@ LIVEKIT_API_SECRET).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import pytest_asyncio
 from aiohttp import web
 from livekit import api
-from livekit.protocol import agent_dispatch
+from livekit.protocol import agent, agent_dispatch
 
 from tests.fakes.livekit_auth import Credentials, has_room_admin
 from tests.fakes.livekit_changes import Changes
-from tests.fakes.livekit_dispatch import AgentDispatcher
+from tests.fakes.livekit_dispatch import AgentDispatcher, DispatchedJob, WorkerConnection
 from tests.fakes.livekit_room_service import RoomServiceStub
 from tests.fakes.livekit_rooms import Clock, Rooms
-from tests.fakes.livekit_signal import SignalEndpoint
+from tests.fakes.livekit_signal import RoomConnectAttempt, SignalEndpoint
 from tests.fakes.livekit_twirp import TwirpRouter
+from tests.fakes.subprocesses import terminate, unless_exited
+
+JOB_ENDED = (agent.JobStatus.JS_SUCCESS, agent.JobStatus.JS_FAILED)
 
 
 class FakeLiveKitServer:
@@ -137,3 +143,44 @@ async def livekit_server() -> AsyncIterator[FakeLiveKitServer]:
     """A started stand-in on a free port, closed after the test."""
     async with FakeLiveKitServer() as server:
         yield server
+
+
+@dataclass
+class OneJob:
+    """What a worker process did with one dispatched job, and how it exited afterwards."""
+
+    worker: WorkerConnection
+    job: DispatchedJob
+    attempt: RoomConnectAttempt
+    exit_status: int
+
+
+async def run_one_job(
+    server: FakeLiveKitServer,
+    process: asyncio.subprocess.Process,
+    log_path: Path,
+    room: str,
+    *,
+    agent_name: str = "",
+    metadata: str = "",
+) -> OneJob:
+    """Wait for the worker `process` to register, dispatch it one job for `room`, wait for the
+    job's room connection attempt and its end, then SIGTERM the worker. On any failure (bound
+    the call with `asyncio.timeout`) the worker is stopped and the tail of its log is attached
+    to the error."""
+    try:
+        worker = await unless_exited(process, server.dispatcher.wait_for_worker(agent_name))
+        job = await unless_exited(
+            process, server.dispatcher.dispatch(room, agent_name=agent_name, metadata=metadata)
+        )
+        attempt = await unless_exited(
+            process, server.signal.wait_for_attempt(room, identity=job.identity)
+        )
+        await unless_exited(process, server.dispatcher.wait_for_job_status(job.job.id, *JOB_ENDED))
+        exit_status = await terminate(process)
+    except BaseException as exc:
+        await terminate(process)
+        log = await asyncio.to_thread(log_path.read_text, errors="replace")
+        exc.add_note("worker log:\n" + log[-6000:])
+        raise
+    return OneJob(worker, job, attempt, exit_status)
