@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from livekit.agents import AgentSession, JobContext, room_io
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
@@ -21,6 +22,8 @@ SETTINGS_KEY = "settings"
 WEBHOOKS_KEY = "webhook_settings"
 VAD_KEY = "vad"
 
+T = TypeVar("T")
+
 
 async def entrypoint(ctx: JobContext) -> None:
     settings: AgentSettings = ctx.proc.userdata[SETTINGS_KEY]
@@ -36,6 +39,21 @@ async def entrypoint(ctx: JobContext) -> None:
     else:
         avatar = await start_avatar(session, ctx.room, ctx.proc, settings)
 
+    # before the session starts, so that the greeting is already a chat.push
+    events = await optional(
+        "webhooks",
+        ConversationEvents.start(
+            ctx.room,
+            session,
+            settings,
+            ctx.proc.userdata[WEBHOOKS_KEY],
+            session_id=ctx.job.id,
+            deliver_here=ctx.is_fake_job(),
+        ),
+    )
+    if events is not None:
+        ctx.add_shutdown_callback(lambda _reason: events.aclose())
+
     await session.start(
         agent=build_agent(settings),
         room=ctx.room,
@@ -44,20 +62,19 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     log.info("session started", avatar=avatar is not None)
 
-    gestures = await start_gestures(session, ctx.room, avatar, settings)
+    # after the start: the optional gesture tool joins the running agent's tools
+    gestures = await optional("gestures", start_gestures(session, ctx.room, avatar, settings))
     if gestures is not None:
         ctx.add_shutdown_callback(lambda _reason: gestures.aclose())
 
-    events = await ConversationEvents.start(
-        ctx.room,
-        session,
-        settings,
-        ctx.proc.userdata[WEBHOOKS_KEY],
-        session_id=ctx.job.id,
-        deliver_here=ctx.is_fake_job(),
-    )
-    if events is not None:
-        ctx.add_shutdown_callback(lambda _reason: events.aclose())
+
+async def optional(feature: str, starting: Awaitable[T]) -> T | None:
+    """Gestures and webhooks are extras: when one cannot start, the conversation goes on."""
+    try:
+        return await starting
+    except Exception:
+        log.exception("feature unavailable for this session", feature=feature)
+        return None
 
 
 def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> None:

@@ -5,6 +5,7 @@ connection, JSON logs with room and job id, SIGTERM, and one console exchange.""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import sys
@@ -13,6 +14,8 @@ from typing import Any
 
 import pexpect
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from tests.fakes.livekit_server import FakeLiveKitServer, run_one_job
 from tests.fakes.openai_realtime import FakeRealtimeServer
@@ -91,21 +94,55 @@ async def test_start_registers_takes_a_job_and_reaches_the_room(
     assert from_job and all(line.get("room") == "demo-room" for line in from_job)
 
 
-async def test_console_text_holds_one_exchange(
+async def test_console_text_holds_one_exchange_and_sends_its_webhooks(
     realtime_server: FakeRealtimeServer, tmp_path: Path
 ) -> None:
-    env = agent_env(tmp_path, OPENAI_BASE_URL=realtime_server.base_url)
-    # the console reads keystrokes from a terminal: drive it through a pseudo-terminal, in a
-    # thread, while this loop serves the realtime stand-in
-    transcript = await asyncio.to_thread(converse_in_console, env, tmp_path)
+    hooks: list[dict[str, Any]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        hooks.append(await request.json())
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    async with TestServer(app, port=0) as receiver:
+        env = agent_env(
+            tmp_path,
+            OPENAI_BASE_URL=realtime_server.base_url,
+            WEBHOOK_URLS=str(receiver.make_url("/hook")),
+            WEBHOOK_ALLOW_HTTP="true",
+            WEBHOOK_OUTBOX_PATH=str(tmp_path / "outbox.db"),
+        )
+        # the console reads keystrokes from a terminal: drive it through a pseudo-terminal, in
+        # a thread, while this loop serves the realtime stand-in and the webhook receiver
+        transcript = await asyncio.to_thread(converse_in_console, env, tmp_path)
+
     assert "You said: what time is it." in transcript
     assert OPENAI_KEY not in transcript
-    (update, *_) = realtime_server.received_of("session.update")
-    assert update["type"] == "session.update"
     assert realtime_server.received_of("conversation.item.create")
+    chats = [(h["data"]["role"], h["data"]["message"]) for h in hooks if "role" in h["data"]]
+    assert ("user", "what time is it") in chats
+    assert ("assistant", "You said: what time is it.") in chats
+
+
+async def test_console_goes_on_when_webhooks_cannot_start(
+    realtime_server: FakeRealtimeServer, tmp_path: Path
+) -> None:
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("")
+    env = agent_env(
+        tmp_path,
+        OPENAI_BASE_URL=realtime_server.base_url,
+        WEBHOOK_URLS="https://hooks.example.com/bithuman",
+        WEBHOOK_OUTBOX_PATH=str(not_a_dir / "outbox.db"),  # cannot be created
+    )
+    transcript = await asyncio.to_thread(converse_in_console, env, tmp_path)
+    assert "You said: what time is it." in transcript
+    assert "feature unavailable for this session" in transcript
 
 
 def converse_in_console(env: dict[str, str], cwd: Path) -> str:
+    """One exchange in `console --text` through a pseudo-terminal; returns all it printed."""
     child = pexpect.spawn(
         sys.executable,
         ["-m", "agent", "console", "--text"],
@@ -115,14 +152,13 @@ def converse_in_console(env: dict[str, str], cwd: Path) -> str:
         timeout=60,
         dimensions=(40, 120),
     )
-    seen = ""
+    child.logfile_read = printed = io.StringIO()
     try:
         child.expect("Type to talk to your agent")
         child.send("what time is it\r")
         child.expect(r"You said: what time is it\.")
-        seen = (child.before or "") + (child.after or "")
     finally:
         child.sendcontrol("c")
         child.expect(pexpect.EOF, timeout=30)
         child.close()
-    return seen + (child.before or "")
+    return printed.getvalue()
