@@ -10,6 +10,7 @@ on audio-only and the log says why.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
@@ -38,6 +39,8 @@ def prewarm_avatar(proc: JobProcess, settings: AgentSettings) -> None:
         return
     from livekit.plugins import bithuman  # noqa: F401  (plugins register on the main thread)
 
+    _route_loguru_to_logging()
+
     if settings.avatar_mode is AvatarMode.LOCAL:
         from bithuman import AsyncBithuman
 
@@ -50,6 +53,21 @@ def prewarm_avatar(proc: JobProcess, settings: AgentSettings) -> None:
         )
         proc.userdata[RUNTIME_KEY] = runtime
         log.info("bithuman runtime loaded", model_path=str(settings.bithuman_model_path))
+
+
+def _route_loguru_to_logging() -> None:
+    """The bitHuman plugin and SDK log with loguru straight to stdout, outside our JSON lines
+    and secret masking: hand their records to the standard logging pipeline instead."""
+    from loguru import logger as loguru_logger
+
+    target = logging.getLogger("bithuman")
+
+    def sink(message: Any) -> None:
+        record = message.record
+        target.log(record["level"].no, record["message"])
+
+    loguru_logger.remove()
+    loguru_logger.add(sink, level="INFO", format="{message}")
 
 
 async def _cloud_avatar(settings: AgentSettings, room_name: str) -> bithuman.AvatarSession:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 from livekit.agents import AgentServer, JobProcess
@@ -31,6 +32,9 @@ def prewarm(proc: JobProcess) -> None:
     prewarm_avatar(proc, settings)
     if settings.avatar_mode is not AvatarMode.NONE and settings.dynamics_enabled:
         warm_up()  # the gesture matcher's Unicode tables, once per process
+    # what prewarm loaded lives as long as the process: keep the collector from re-scanning it
+    # on every full collection (tens of ms of pause in the middle of a conversation)
+    gc.freeze()
     log.info(
         "process prewarmed",
         elapsed_s=round(time.perf_counter() - started, 3),

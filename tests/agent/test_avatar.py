@@ -13,7 +13,7 @@ from livekit.agents import AgentSession, JobContext
 from livekit.agents.testing import fake_job_context
 from livekit.agents.utils import http_context
 
-from agent.avatar import start_avatar
+from agent.avatar import prewarm_avatar, start_avatar
 from agent.settings import AgentSettings
 from tests.fakes.bithuman_api import MINT, SCOPED_TOKEN, SESSION_REQUEST, BithumanStub
 
@@ -156,3 +156,24 @@ async def test_no_avatar_configured_means_audio_only_without_calls(
     settings = settings_for(stub, bithuman_avatar_id=None)
     assert await start_avatar(session, room, ctx.proc, settings) is None
     assert stub.requests == []
+
+
+def test_prewarm_routes_the_bithuman_sdk_logs_into_ours(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from livekit.agents import JobExecutorType, JobProcess
+    from loguru import logger as loguru_logger
+
+    settings = AgentSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        openai_api_key="sk-test",
+        bithuman_api_secret=ACCOUNT_SECRET,
+        bithuman_avatar_id="A12BCD3456",
+    )
+    proc = JobProcess(executor_type=JobExecutorType.THREAD, user_arguments=None, http_proxy=None)
+    prewarm_avatar(proc, settings)
+    with caplog.at_level(logging.INFO):
+        loguru_logger.warning("runtime token refresh failed")
+    (record,) = [r for r in caplog.records if r.name == "bithuman"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == "runtime token refresh failed"
