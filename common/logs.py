@@ -75,9 +75,10 @@ def configure_structlog() -> None:
     )
 
 
-def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
-    event_dict.pop("color_message", None)
-    event_dict.pop("level_number", None)
+def _drop_noise(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    # `message` is a copy of the event that records forwarded from job processes carry
+    for key in ("color_message", "level_number", "message"):
+        event_dict.pop(key, None)
     return event_dict
 
 
@@ -109,7 +110,7 @@ def formatter(*, json: bool) -> logging.Formatter:
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            _drop_color_message,
+            _drop_noise,
             structlog.processors.format_exc_info,
             *renderers,
         ],

@@ -58,3 +58,15 @@ def test_secrets_are_masked_by_key_and_by_value(captured: io.StringIO) -> None:
     assert ours["input_tokens"] == 42, "counts named *_tokens are not secrets"
     assert ours["headers"] == {"Authorization": "***", "Accept": "json"}
     assert foreign["message"] == "failed with *** inside"
+
+
+def test_records_forwarded_from_job_processes_keep_one_message(captured: io.StringIO) -> None:
+    # livekit's job processes send records whose `message` attribute is already filled in
+    record = logging.LogRecord("livekit.agents", logging.INFO, __file__, 1, "job done", None, None)
+    record.message = record.msg
+    record.job_id = "AJ_2"
+    logging.getLogger("livekit.agents").handle(record)
+    (line,) = lines(captured)
+    assert line["message"] == "job done" and line["job_id"] == "AJ_2"
+    formatted = logs.formatter(json=False).format(record)
+    assert formatted.count("job done") == 1
