@@ -50,9 +50,9 @@ from tests.dynamics.standins import (  # noqa: E402
     ManualClock,
     RecordingParticipant,
     StandInRoom,
-    catalog_server,
     dynamics_body,
 )
+from tests.fakes.bithuman_api import BithumanStub, dynamics_path  # noqa: E402
 
 KEYWORD_COUNT = 200
 COMMON = [
@@ -205,8 +205,8 @@ async def dispatch_latency_ours(
     room = StandInRoom(participant, present=["user-1", AVATAR_IDENTITY])
     clock = ManualClock()
     session: AgentSession[Any] = AgentSession()
-    async with catalog_server() as server:
-        server.answers["A1"] = (200, dynamics_body(GESTURES))
+    async with BithumanStub() as server:
+        server.answers[dynamics_path("A1")] = (200, dynamics_body(GESTURES))
         settings = DynamicsSettings(
             bithuman_api_secret="bench", bithuman_rest_url=server.url, dynamics_map_path=None
         )
