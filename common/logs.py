@@ -139,8 +139,3 @@ def setup(*, json: bool, level: int | str = "INFO", secrets: Iterable[str] = ())
 def get_logger(name: str, **initial: Any) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name, **initial)
     return logger
-
-
-def bind(**fields: Any) -> None:
-    """Attach fields to every line logged from the current task (contextvars)."""
-    structlog.contextvars.bind_contextvars(**fields)

@@ -46,7 +46,6 @@ class WebhookEmitter:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._agent_id = agent_id
-        self._event_types = event_types
         self._writer = writer
         self._deliverer = deliverer
         self._clock = clock
