@@ -20,8 +20,8 @@ from livekit.agents.voice.avatar import AvatarSession
 from agent.dynamics import AvatarRpc, Dynamics, LocalRuntime
 from agent.dynamics.sender import GestureTarget
 from agent.settings import AgentSettings, AvatarMode
-from bithuman_client import BithumanClient, BithumanError
-from common.logs import get_logger
+from bithuman_client import BithumanClient
+from common.logs import describe, get_logger
 
 if TYPE_CHECKING:
     from livekit.plugins import bithuman
@@ -104,14 +104,6 @@ def _local_avatar(settings: AgentSettings, proc: JobProcess) -> bithuman.AvatarS
     )
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, BithumanError):
-        return f"{type(exc).__name__}: {exc}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 async def start_avatar(
     session: AgentSession[Any], room: rtc.Room, proc: JobProcess, settings: AgentSettings
 ) -> AvatarSession[Any] | None:
@@ -150,7 +142,7 @@ async def start_avatar(
             "avatar unavailable, continuing audio-only",
             mode=mode.value,
             stage=stage,
-            reason=_reason(exc),
+            reason="timed out" if isinstance(exc, TimeoutError) else describe(exc),
         )
         # the plugin may already have routed the agent's audio to the avatar
         session.output.audio = None

@@ -14,7 +14,7 @@ from agent.events import ConversationEvents
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
 from agent.usage import UsageTracker
-from common.logs import get_logger
+from common.logs import describe, get_logger
 
 log = get_logger("agent.job")
 
@@ -88,7 +88,7 @@ def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> N
         try:
             await session.aclose()
         except Exception as exc:
-            log.debug("session close raised", error=f"{type(exc).__name__}: {exc}")
+            log.debug("session close raised", error=describe(exc))
         ctx.shutdown(reason=reason)
 
     def on_error(ev: ErrorEvent) -> None:
@@ -122,15 +122,3 @@ def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> N
     session.on("error", on_error)
     session.on("close", on_close)
     ctx.add_shutdown_callback(on_shutdown)
-
-
-def describe(error: object) -> str:
-    """`Type: message`, plus the provider's code and message when the error carries a body."""
-    text = f"{type(error).__name__}: {error}"
-    body = getattr(error, "body", None)
-    code, message = getattr(body, "code", None), getattr(body, "message", None)
-    if code and message:
-        text += f" ({code}: {message})"
-    elif code or message:
-        text += f" ({code or message})"
-    return text

@@ -14,7 +14,7 @@ from livekit.agents.llm import ChatMessage
 from livekit.agents.voice.events import ConversationItemAddedEvent
 
 from agent.settings import AgentSettings
-from common.logs import get_logger
+from common.logs import describe, get_logger
 from webhooks import WebhookEmitter, WebhookSettings
 from webhooks.deliverer import Deliverer
 
@@ -121,7 +121,7 @@ class ConversationEvents:
         except Exception as exc:
             if not self._failed:
                 self._failed = True
-                log.warning("webhook event dropped", error=f"{type(exc).__name__}: {exc}")
+                log.warning("webhook event dropped", error=describe(exc))
 
     async def aclose(self) -> None:
         self._room.off("participant_connected", self._on_participant_connected)
@@ -151,4 +151,4 @@ def deliver_from_worker(server: AgentServer, settings: WebhookSettings) -> None:
 
 def _log_failure(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("webhook deliverer did not start", error=f"{type(exc).__name__}: {exc}")
+        log.error("webhook deliverer did not start", error=describe(exc))

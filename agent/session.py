@@ -50,4 +50,4 @@ def build_session(settings: AgentSettings, *, vad_model: vad.VAD | None) -> Agen
 
 
 def build_agent(settings: AgentSettings) -> AvatarAgent:
-    return AvatarAgent(instructions=settings.instructions(), greeting=settings.agent_greeting)
+    return AvatarAgent(instructions=settings.instructions, greeting=settings.agent_greeting)

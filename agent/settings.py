@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from agent.dynamics.settings import DynamicsSettings
+from agent.dynamics.settings import AVATAR_IDENTITY, DynamicsSettings
 from common.settings import fail
 
 OPENAI_KEY_HINT = "create one at https://platform.openai.com/api-keys"
@@ -75,7 +76,7 @@ class AgentSettings(DynamicsSettings):
         default=None,
         description="Avatar session endpoint the plugin calls; unset = the plugin's default.",
     )
-    avatar_identity: str = "bithuman-avatar-agent"
+    avatar_identity: str = AVATAR_IDENTITY
     avatar_start_timeout: float = Field(default=30.0, gt=0)
     avatar_join_timeout: float = Field(default=60.0, gt=0)
 
@@ -94,20 +95,18 @@ class AgentSettings(DynamicsSettings):
         default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "LIVEKIT_LOG_LEVEL")
     )
 
+    # named apart from DynamicsSettings' validator, which a same-named one would replace
     @field_validator(
         "bithuman_avatar_id",
         "bithuman_avatar_image",
         "bithuman_agent_id",
+        "bithuman_model_path",
+        "bithuman_model",
         "agent_prompt",
         mode="before",
     )
     @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("bithuman_model_path", "bithuman_model", mode="before")
-    @classmethod
-    def _blank_path_is_unset(cls, value: object) -> object:
+    def _blank_agent_field_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("bithuman_avatar_image")
@@ -169,8 +168,9 @@ class AgentSettings(DynamicsSettings):
             return self.agent_init_timeout
         return 120.0 if self.avatar_mode is AvatarMode.LOCAL else 20.0
 
+    @cached_property
     def instructions(self) -> str:
-        """The persona: AGENT_PROMPT, else the prompt file."""
+        """The persona: AGENT_PROMPT, else the prompt file (read once per process)."""
         if self.agent_prompt:
             return self.agent_prompt
         try:
@@ -187,7 +187,7 @@ class AgentSettings(DynamicsSettings):
     def check_files(self) -> None:
         """Read the prompt and the gesture map now: a broken file stops start-up with one line
         instead of failing in every job."""
-        self.instructions()
+        _ = self.instructions
         if self.map_path is not None and self.dynamics_enabled:
             from agent.dynamics.keymap import KeymapError, load_keymap
 

@@ -112,7 +112,6 @@ class BithumanClient:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
-        session: aiohttp.ClientSession | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -122,8 +121,7 @@ class BithumanClient:
         self._base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry or RetryPolicy()
-        self._session = session
-        self._owns_session = session is None
+        self._session: aiohttp.ClientSession | None = None
         self._sleep = sleep
         self._rng = rng or random.Random()
 
@@ -139,7 +137,7 @@ class BithumanClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_session and self._session is not None:
+        if self._session is not None:
             await self._session.close()
             self._session = None
 

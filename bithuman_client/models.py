@@ -11,7 +11,6 @@ class RuntimeToken(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     scoped_token: str = Field(min_length=1)
-    expires_at: str | int | float | None = None
 
 
 class DynamicsCatalog(BaseModel):

@@ -136,6 +136,19 @@ def setup(*, json: bool, level: int | str = "INFO", secrets: Iterable[str] = ())
     install_formatter(json=json, level=level)
 
 
+def describe(error: object) -> str:
+    """`Type: message` (just `Type` when there is no message), plus the provider's code and
+    message when the error carries a response body (OpenAI and livekit API errors do)."""
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    body = getattr(error, "body", None)
+    code, message = getattr(body, "code", None), getattr(body, "message", None)
+    if code and message:
+        text += f" ({code}: {message})"
+    elif code or message:
+        text += f" ({code or message})"
+    return text
+
+
 def get_logger(name: str, **initial: Any) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name, **initial)
     return logger

@@ -8,9 +8,9 @@ because a traceback is the wrong answer to a typo in `.env`.
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
-from pydantic import AliasChoices, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,6 +38,33 @@ class ServiceSettings(BaseSettings):
             if isinstance(value, SecretStr) and value.get_secret_value():
                 found.append(value.get_secret_value())
         return found
+
+
+class LoggingSettings(ServiceSettings):
+    """LOG_FORMAT and LOG_LEVEL, read the way the agent reads them."""
+
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        validation_alias="LOG_FORMAT",
+        description="auto: JSON lines unless stdout is a terminal.",
+    )
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format == "auto":
+            return not sys.stdout.isatty()
+        return self.log_format == "json"
+
+
+def split_commas(value: Any) -> Any:
+    """A comma-separated environment value becomes a list (blanks dropped); others pass as is.
+
+    For `mode="before"` validators of `NoDecode` list fields.
+    """
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 def describe_error(cls: type[ServiceSettings], error: ValidationError) -> str:
@@ -87,9 +114,9 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_CONFIG_ERROR)
 
 
-def load_settings(cls: type[T], **overrides: Any) -> T:
+def load_settings(cls: type[T]) -> T:
     """Build `cls` from the environment, or print one line and exit with status 2."""
     try:
-        return cls(**overrides)
+        return cls()
     except ValidationError as error:
         fail(describe_error(cls, error))

@@ -1,4 +1,5 @@
-"""JSON errors for aiohttp services, in the shape bitHuman's API uses: `{error, code, details}`.
+"""Shared aiohttp pieces: JSON errors in the shape bitHuman's API uses (`{error, code, details}`)
+and the `GET /healthz` + `GET /metrics` routes every service serves.
 
 `error_middleware` guarantees that nothing a client sends produces an HTML page, a traceback or
 a 500: aiohttp's own HTTP errors (404, 405, 413, ...) become JSON with a stable code, and an
@@ -8,11 +9,13 @@ never a reflection of the request).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from common.logs import get_logger
 
@@ -75,3 +78,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error", path=request.path, method=request.method)
         return error_response(500, "INTERNAL_ERROR", "internal error")
+
+
+def add_status_routes(
+    app: web.Application,
+    registry: CollectorRegistry,
+    health: Callable[[], Mapping[str, object]] = dict,
+) -> None:
+    """`GET /healthz` answers `{"status": "ok", **health()}`; `GET /metrics` is `registry` in
+    Prometheus' text format."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", **health()})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app.router.add_get("/healthz", healthz, allow_head=True)
+    app.router.add_get("/metrics", metrics)

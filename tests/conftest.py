@@ -1,12 +1,102 @@
-"""Suite-wide setup: our structlog pipeline, as every service configures it at start-up."""
+"""Suite-wide setup: our structlog pipeline, as every service configures it at start-up; tests
+isolated from the developer's shell and `.env`; helpers and a Redis server several suites share."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+
 from common import logs
+from common.settings import ServiceSettings
 
 # structlog lines become stdlib records, so pytest's caplog sees them with their fields
 logs.configure_structlog()
 
 # shared fixtures of the protocol stand-ins
+from tests.fakes.bithuman_api import bithuman_api_fixture  # noqa: E402,F401
 from tests.fakes.livekit_server import livekit_server  # noqa: E402,F401
 from tests.fakes.openai_realtime import realtime_server_fixture  # noqa: E402,F401
+
+# What our settings classes read: each service's prefix plus the names they share.
+_READ_BY_SETTINGS = (
+    "LIVEKIT_",
+    "OPENAI_",
+    "BITHUMAN_",
+    "AGENT_",
+    "AVATAR_",
+    "DYNAMICS_",
+    "TOKEN_SERVER_",
+    "WEBHOOK_",
+    "LOG_",
+)
+_SHARED_VARIABLES = ("REDIS_URL", "APP_ENV")
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Neither the developer's shell nor a `.env` may change what a test sees (live tests,
+    which exist to use the developer's credentials, excepted)."""
+    if request.node.get_closest_marker("live"):
+        return
+    for name in list(os.environ):
+        if name.startswith(_READ_BY_SETTINGS) or name in _SHARED_VARIABLES:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def settings_of(cls: type[S], **fields: Any) -> S:
+    """Settings from field names (they are read by their environment names only)."""
+    by_alias = {}
+    for name, value in fields.items():
+        alias = cls.model_fields[name].validation_alias
+        by_alias[alias if isinstance(alias, str) else name] = value
+    return cls(**by_alias)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway redis-server on a free port; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
+    args += ["--save", "", "--appendonly", "no"]  # nothing written to disk
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"redis-server did not start on port {port}")
+                time.sleep(0.02)
+        yield url
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)

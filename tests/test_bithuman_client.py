@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from bithuman_client import (
     AuthenticationError,
@@ -39,12 +35,6 @@ class Sleeps:
         self.waits.append(seconds)
 
 
-@pytest.fixture
-async def stub() -> AsyncIterator[BithumanStub]:
-    async with BithumanStub() as running:
-        yield running
-
-
 def client_for(url: str, sleeps: Sleeps, **kw: object) -> BithumanClient:
     return BithumanClient("sk_test_secret", base_url=url, sleep=sleeps, rng=random.Random(7), **kw)  # type: ignore[arg-type]
 
@@ -57,10 +47,10 @@ async def mint(client: BithumanClient) -> str:
     return token.scoped_token
 
 
-async def test_mint_sends_the_documented_request(stub: BithumanStub) -> None:
+async def test_mint_sends_the_documented_request(bithuman_api: BithumanStub) -> None:
     sleeps = Sleeps()
-    assert await mint(client_for(stub.url, sleeps)) == SCOPED_TOKEN
-    (call,) = stub.calls(MINT)
+    assert await mint(client_for(bithuman_api.url, sleeps)) == SCOPED_TOKEN
+    (call,) = bithuman_api.calls(MINT)
     assert call.headers["api-secret"] == "sk_test_secret"
     assert call.body == {
         "agent_code": "A12BCD3456",
@@ -71,12 +61,12 @@ async def test_mint_sends_the_documented_request(stub: BithumanStub) -> None:
     assert sleeps.waits == []
 
 
-async def test_5xx_is_retried_with_growing_jittered_backoff(stub: BithumanStub) -> None:
-    stub.fail(MINT, 503, times=3)
+async def test_5xx_is_retried_with_growing_jittered_backoff(bithuman_api: BithumanStub) -> None:
+    bithuman_api.fail(MINT, 503, times=3)
     sleeps = Sleeps()
     policy = RetryPolicy(attempts=4, base_delay=0.5, max_delay=8.0)
-    assert await mint(client_for(stub.url, sleeps, retry=policy)) == SCOPED_TOKEN
-    assert len(stub.calls(MINT)) == 4
+    assert await mint(client_for(bithuman_api.url, sleeps, retry=policy)) == SCOPED_TOKEN
+    assert len(bithuman_api.calls(MINT)) == 4
     caps = [0.5, 1.0, 2.0]
     assert len(sleeps.waits) == 3
     for wait, cap in zip(sleeps.waits, caps, strict=True):
@@ -86,37 +76,41 @@ async def test_5xx_is_retried_with_growing_jittered_backoff(stub: BithumanStub) 
     assert len(set(other)) > 1
 
 
-async def test_5xx_exhausted_raises_server_error_with_api_fields(stub: BithumanStub) -> None:
-    stub.fail(MINT, 500, body={"error": "boom", "code": "INTERNAL", "details": {"id": 1}}, times=9)
+async def test_5xx_exhausted_raises_server_error_with_api_fields(
+    bithuman_api: BithumanStub,
+) -> None:
+    bithuman_api.fail(
+        MINT, 500, body={"error": "boom", "code": "INTERNAL", "details": {"id": 1}}, times=9
+    )
     with pytest.raises(ServerError) as info:
-        await mint(client_for(stub.url, Sleeps(), retry=RetryPolicy(attempts=3)))
+        await mint(client_for(bithuman_api.url, Sleeps(), retry=RetryPolicy(attempts=3)))
     assert (info.value.status, info.value.error, info.value.code) == (500, "boom", "INTERNAL")
     assert info.value.details == {"id": 1}
-    assert len(stub.calls(MINT)) == 3
+    assert len(bithuman_api.calls(MINT)) == 3
 
 
-async def test_429_waits_what_retry_after_says(stub: BithumanStub) -> None:
-    stub.fail(MINT, 429, headers={"Retry-After": "2"})
+async def test_429_waits_what_retry_after_says(bithuman_api: BithumanStub) -> None:
+    bithuman_api.fail(MINT, 429, headers={"Retry-After": "2"})
     sleeps = Sleeps()
-    assert await mint(client_for(stub.url, sleeps)) == SCOPED_TOKEN
+    assert await mint(client_for(bithuman_api.url, sleeps)) == SCOPED_TOKEN
     assert sleeps.waits == [2.0]
 
 
-async def test_429_with_a_long_retry_after_fails_at_once(stub: BithumanStub) -> None:
-    stub.fail(MINT, 429, headers={"Retry-After": "3600"}, times=5)
+async def test_429_with_a_long_retry_after_fails_at_once(bithuman_api: BithumanStub) -> None:
+    bithuman_api.fail(MINT, 429, headers={"Retry-After": "3600"}, times=5)
     sleeps = Sleeps()
     with pytest.raises(RateLimitError) as info:
-        await mint(client_for(stub.url, sleeps))
+        await mint(client_for(bithuman_api.url, sleeps))
     assert info.value.retry_after == 3600
-    assert sleeps.waits == [] and len(stub.calls(MINT)) == 1
+    assert sleeps.waits == [] and len(bithuman_api.calls(MINT)) == 1
 
 
-async def test_429_without_hint_backs_off_then_gives_up(stub: BithumanStub) -> None:
-    stub.fail(MINT, 429, times=9)
+async def test_429_without_hint_backs_off_then_gives_up(bithuman_api: BithumanStub) -> None:
+    bithuman_api.fail(MINT, 429, times=9)
     sleeps = Sleeps()
     with pytest.raises(RateLimitError):
-        await mint(client_for(stub.url, sleeps, retry=RetryPolicy(attempts=2)))
-    assert len(sleeps.waits) == 1 and len(stub.calls(MINT)) == 2
+        await mint(client_for(bithuman_api.url, sleeps, retry=RetryPolicy(attempts=2)))
+    assert len(sleeps.waits) == 1 and len(bithuman_api.calls(MINT)) == 2
 
 
 @pytest.mark.parametrize(
@@ -130,28 +124,30 @@ async def test_429_without_hint_backs_off_then_gives_up(stub: BithumanStub) -> N
     ],
 )
 async def test_client_errors_are_typed_and_not_retried(
-    stub: BithumanStub, status: int, error_type: type[BithumanError]
+    bithuman_api: BithumanStub, status: int, error_type: type[BithumanError]
 ) -> None:
-    stub.fail(MINT, status, times=5)
+    bithuman_api.fail(MINT, status, times=5)
     sleeps = Sleeps()
     with pytest.raises(error_type) as info:
-        await mint(client_for(stub.url, sleeps))
+        await mint(client_for(bithuman_api.url, sleeps))
     assert info.value.status == status
     assert info.value.code == f"E{status}"
-    assert len(stub.calls(MINT)) == 1 and sleeps.waits == []
+    assert len(bithuman_api.calls(MINT)) == 1 and sleeps.waits == []
 
 
-async def test_older_error_shape_maps_code_and_message(stub: BithumanStub) -> None:
-    stub.fail(MINT, 404, body={"success": False, "error": "AGENT_NOT_FOUND", "message": "no agent"})
+async def test_older_error_shape_maps_code_and_message(bithuman_api: BithumanStub) -> None:
+    bithuman_api.fail(
+        MINT, 404, body={"success": False, "error": "AGENT_NOT_FOUND", "message": "no agent"}
+    )
     with pytest.raises(NotFoundError) as info:
-        await mint(client_for(stub.url, Sleeps()))
+        await mint(client_for(bithuman_api.url, Sleeps()))
     assert (info.value.code, info.value.error) == ("AGENT_NOT_FOUND", "no agent")
 
 
-async def test_a_secret_never_appears_in_error_messages(stub: BithumanStub) -> None:
-    stub.fail(MINT, 401)
+async def test_a_secret_never_appears_in_error_messages(bithuman_api: BithumanStub) -> None:
+    bithuman_api.fail(MINT, 401)
     with pytest.raises(AuthenticationError) as info:
-        await mint(client_for(stub.url, Sleeps()))
+        await mint(client_for(bithuman_api.url, Sleeps()))
     assert "sk_test_secret" not in str(info.value)
 
 
@@ -165,46 +161,17 @@ async def test_connection_refused_is_a_network_error_after_retries() -> None:
     assert len(sleeps.waits) == 2
 
 
-async def test_a_slow_answer_times_out_as_a_network_error() -> None:
-    async def slow(_: web.Request) -> web.Response:
-        await asyncio.sleep(5)
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_post(MINT, slow)
-    async with TestServer(app, port=0) as server:
-        url = str(server.make_url("")).rstrip("/")
-        client = client_for(url, Sleeps(), timeout=0.2, retry=RetryPolicy(attempts=1))
-        with pytest.raises(NetworkError, match="Timeout"):
-            await mint(client)
+async def test_a_slow_answer_times_out_as_a_network_error(bithuman_api: BithumanStub) -> None:
+    bithuman_api.delays[MINT] = 5
+    client = client_for(bithuman_api.url, Sleeps(), timeout=0.2, retry=RetryPolicy(attempts=1))
+    with pytest.raises(NetworkError, match="Timeout"):
+        await mint(client)
 
 
-async def test_an_unexpected_success_body_is_a_clean_error() -> None:
-    async def odd(_: web.Request) -> web.Response:
-        return web.json_response({"success": True, "data": {"no_token": 1}})
-
-    app = web.Application()
-    app.router.add_post(MINT, odd)
-    async with TestServer(app, port=0) as server:
-        with pytest.raises(BithumanError, match="RuntimeToken"):
-            await mint(client_for(str(server.make_url("")).rstrip("/"), Sleeps()))
-
-
-async def test_dynamics_catalog_as_a_map(stub: BithumanStub) -> None:
-    async with client_for(stub.url, Sleeps()) as client:
-        catalog = await client.get_dynamics("A1")
-    assert catalog.has_dynamics
-    assert "laugh_react" in catalog.gesture_names
-
-
-async def test_dynamics_catalog_as_a_list_and_empty(stub: BithumanStub) -> None:
-    stub.gestures = ["wave", "nod"]  # type: ignore[assignment]
-    async with client_for(stub.url, Sleeps()) as client:
-        listed = await client.get_dynamics("A1")
-        stub.gestures = {}
-        empty = await client.get_dynamics("A1")
-    assert listed.gesture_names == ["nod", "wave"] and listed.has_dynamics
-    assert not empty.has_dynamics and empty.status == "ready"
+async def test_an_unexpected_success_body_is_a_clean_error(bithuman_api: BithumanStub) -> None:
+    bithuman_api.answers[MINT] = (200, {"success": True, "data": {"no_token": 1}})
+    with pytest.raises(BithumanError, match="RuntimeToken"):
+        await mint(client_for(bithuman_api.url, Sleeps()))
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,15 +13,19 @@ from common import logs
 
 
 @pytest.fixture
-def captured() -> io.StringIO:
+def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """JSON lines of the root logger; the logger level and the masked secrets are restored."""
+    monkeypatch.setattr(logs, "_secrets", set())
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.formatter(json=True))
     root = logging.getLogger()
+    level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     yield stream
     root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:

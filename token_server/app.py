@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from common.web import error_middleware
+from common.web import add_status_routes, error_middleware
 from token_server.client_ip import ClientKeys
 from token_server.cors import OriginPolicy, cors_middleware
 from token_server.metrics import Metrics, metrics_middleware
@@ -22,7 +22,7 @@ from token_server.ratelimit import (
     RateLimiter,
     RedisRateLimiter,
 )
-from token_server.routes import MAX_BODY_BYTES, add_routes
+from token_server.routes import MAX_BODY_BYTES, add_routes, health
 from token_server.settings import TokenServerSettings
 from token_server.state import SERVICES, Services
 
@@ -69,6 +69,7 @@ def create_app(settings: TokenServerSettings, *, clock: Clock | None = None) -> 
     app.on_response_prepare.append(_no_store)
     app.on_cleanup.append(_close_limiter)
     add_routes(app)
+    add_status_routes(app, metrics.registry, lambda: health(services))
     return app
 
 

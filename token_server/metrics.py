@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from common.web import Handler
 
@@ -35,11 +34,6 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
-
-    def exposition(self) -> web.Response:
-        response = web.Response(body=generate_latest(self.registry))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
 
 
 def route_label(request: web.Request) -> str:

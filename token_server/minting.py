@@ -88,7 +88,6 @@ class TokenMinter:
         self.weak_secret = self._hs256.check_key_length(self._signing_key) is not None
         self._ttl = int(ttl.total_seconds())
         self._clock = clock
-        self.sources = sources
         # The room is left empty here (and so left out); each token names its own.
         video = VideoGrants(
             room_join=True,

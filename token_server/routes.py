@@ -1,4 +1,4 @@
-"""HTTP routes: `POST /token`, `GET /healthz`, `GET /metrics`."""
+"""HTTP routes: `POST /token` (and plain `OPTIONS /token`), and what `/healthz` reports."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from common.web import ApiError
 from token_server.access import enforce_access
 from token_server.policy import AgentNotAllowed
 from token_server.schema import parse_token_request
-from token_server.state import SERVICES
+from token_server.state import SERVICES, Services
 
 log = get_logger("token_server")
 
@@ -77,24 +77,15 @@ async def token_options(_: web.Request) -> web.Response:
     return web.Response(status=204, headers={hdrs.ALLOW: "POST, OPTIONS"})
 
 
-async def healthz(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    return web.json_response(
-        {
-            "status": "ok",
-            "livekit_configured": services.minter is not None,
-            "livekit_missing": services.settings.missing_livekit_variables(),
-            "rate_limit": services.limiter.backend if services.limiter else "off",
-        }
-    )
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return request.app[SERVICES].metrics.exposition()
+def health(services: Services) -> dict[str, object]:
+    """What `GET /healthz` reports besides `"status": "ok"`."""
+    return {
+        "livekit_configured": services.minter is not None,
+        "livekit_missing": services.settings.missing_livekit_variables(),
+        "rate_limit": services.limiter.backend if services.limiter else "off",
+    }
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/token", issue_token)
     app.router.add_route(hdrs.METH_OPTIONS, "/token", token_options)
-    app.router.add_get("/healthz", healthz, allow_head=True)
-    app.router.add_get("/metrics", metrics)

@@ -10,9 +10,9 @@ from ipaddress import ip_network
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 
-from common.settings import ServiceSettings, describe_error, fail
+from common.settings import ServiceSettings, describe_error, fail, split_commas
 from token_server.client_ip import Network
 
 MAX_TTL_SECONDS = 3600
@@ -28,16 +28,7 @@ _LIVEKIT_HINT = (
 _LIVEKIT_FIELDS = ("livekit_url", "livekit_api_key", "livekit_api_secret")
 
 
-def _split(value: Any) -> Any:
-    """Comma-separated environment values become lists; blanks are dropped."""
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
 class TokenServerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(validate_by_name=True, validate_by_alias=True)
-
     app_env: Literal["development", "production"] = Field(
         "development",
         validation_alias="APP_ENV",
@@ -124,12 +115,12 @@ class TokenServerSettings(ServiceSettings):
     @field_validator("cors_origins", "allowed_agents", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
-        return _split(value)
+        return split_commas(value)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
-        items = _split(value)
+        items = split_commas(value)
         if not isinstance(items, list):
             return items
         # strict=False accepts a bare address as a one-address network.

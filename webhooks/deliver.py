@@ -24,12 +24,11 @@ from prometheus_client import REGISTRY
 
 from common import logs
 from common.settings import fail, load_settings
-from common.web import error_middleware
+from common.web import add_status_routes, error_middleware
 from webhooks.clock import SYSTEM_CLOCK
 from webhooks.deliverer import Deliverer
 from webhooks.outbox import open_outbox
 from webhooks.settings import WebhookSettings
-from webhooks.status import add_status_routes
 
 log = logs.get_logger("webhooks.deliver")
 

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from common.logs import get_logger
 from webhooks.clock import SYSTEM_CLOCK, Clock
-from webhooks.metrics import SenderMetrics, sender_metrics
+from webhooks.metrics import SenderMetrics, metrics_on
 from webhooks.outbox import Delivery, OutboxStore, Outcome, open_outbox
 from webhooks.settings import WebhookSettings
 from webhooks.signatures import ID_HEADER, TIMESTAMP_HEADER, sign_headers
@@ -91,7 +91,7 @@ class Deliverer:
     ) -> Deliverer:
         """Open the configured outbox (off the loop) and build a deliverer for it."""
         store = await asyncio.to_thread(open_outbox, settings)
-        metrics = sender_metrics(registry)
+        metrics = metrics_on(SenderMetrics, registry)
         return cls(settings, store, metrics=metrics, clock=clock, session=session)
 
     def start(self) -> None:
@@ -215,14 +215,16 @@ class Deliverer:
     # -- one attempt -------------------------------------------------------------------------
 
     async def _attempt(self, delivery: Delivery) -> None:
-        status, error = await self._post(delivery)
-        self._outcomes.append(self._judge(delivery, status, error))
+        if delivery.url in self._urls:
+            status, error = await self._post(delivery)
+            outcome = self._judge(delivery, status, error)
+        else:  # removed from WEBHOOK_URLS after the row was written: nothing to retry
+            outcome = self._dead_letter(delivery, None, "destination is no longer configured")
+        self._outcomes.append(outcome)
         self._in_flight.pop(delivery.key, None)
         self._wake.set()
 
     async def _post(self, delivery: Delivery) -> tuple[int | None, str | None]:
-        if delivery.url not in self._urls:
-            return None, "destination is no longer configured"
         stamp = int(self._clock.now())
         if self._secret is None:
             signed = {ID_HEADER: delivery.event_id, TIMESTAMP_HEADER: str(stamp)}
@@ -251,34 +253,44 @@ class Deliverer:
         now = self._clock.now()
         attempts = delivery.attempts + 1
         kind = delivery.event_type
-        destination = urlsplit(delivery.url).hostname  # never the path: it may hold a token
         if error is None:
             self._metrics.delivered.labels(kind).inc()
             self._metrics.latency.labels(kind).observe(max(0.0, now - delivery.created_at))
             if delivery.url in self._failing:
                 self._failing.discard(delivery.url)
-                log.info("webhook destination recovered", destination=destination)
+                log.info("webhook destination recovered", destination=_destination(delivery))
             return Outcome(delivery.key, True, attempts, now, status=status)
-        fields = {
-            "event_id": delivery.event_id,
-            "event_type": kind,
-            "destination": destination,
-            "attempt": attempts,
-            "status": status,
-            "error": error,
-        }
+        fields = _log_fields(delivery, status, error)
         if delivery.url not in self._failing:
             # One warning per outage, not one per attempt: a dead receiver must not flood logs.
             self._failing.add(delivery.url)
             log.warning("webhook destination failing", **fields)
-        final = attempts > len(self._delays) or delivery.url not in self._urls
-        if final:
-            self._metrics.dead_lettered.labels(kind).inc()
-            log.warning("webhook dead-lettered", **fields)
-            return Outcome(delivery.key, False, attempts, now, status=status, error=error)
+        if attempts > len(self._delays):
+            return self._dead_letter(delivery, status, error)
         delay = self._delays[attempts - 1]
         self._metrics.retried.labels(kind).inc()
         log.debug("webhook attempt failed, will retry", retry_in_s=delay, **fields)
         return Outcome(
             delivery.key, False, attempts, now, status=status, error=error, retry_at=now + delay
         )
+
+    def _dead_letter(self, delivery: Delivery, status: int | None, error: str) -> Outcome:
+        self._metrics.dead_lettered.labels(delivery.event_type).inc()
+        log.warning("webhook dead-lettered", **_log_fields(delivery, status, error))
+        attempts = delivery.attempts + 1
+        return Outcome(delivery.key, False, attempts, self._clock.now(), status=status, error=error)
+
+
+def _destination(delivery: Delivery) -> str | None:
+    return urlsplit(delivery.url).hostname  # never the path: it may hold a token
+
+
+def _log_fields(delivery: Delivery, status: int | None, error: str) -> dict[str, object]:
+    return {
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "destination": _destination(delivery),
+        "attempt": delivery.attempts + 1,
+        "status": status,
+        "error": error,
+    }

@@ -27,7 +27,7 @@ from common.logs import get_logger
 from webhooks import events
 from webhooks.clock import SYSTEM_CLOCK, Clock
 from webhooks.deliverer import Deliverer
-from webhooks.metrics import sender_metrics
+from webhooks.metrics import SenderMetrics, metrics_on
 from webhooks.outbox import open_outbox
 from webhooks.settings import WebhookSettings
 from webhooks.writer import OutboxWriter
@@ -90,7 +90,7 @@ class WebhookEmitter:
             store,
             settings.urls,
             on_commit=deliverer.wake if deliverer is not None else None,
-            metrics=sender_metrics(registry),
+            metrics=metrics_on(SenderMetrics, registry),
         )
         writer.start()
         log.info(

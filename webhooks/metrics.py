@@ -1,14 +1,19 @@
-"""Prometheus metrics of the webhook sender, on a registry the caller chooses.
+"""Prometheus metrics of the webhook sender, and the one-set-per-registry rule for every set.
 
-One `SenderMetrics` per registry (`sender_metrics(registry)`), so an emitter and a deliverer in
-the same process share counters instead of failing on duplicate registration.
+`metrics_on(SenderMetrics, registry)` builds a set once per registry, so an emitter and a
+deliverer in one process (or two receiver apps) share counters instead of failing on duplicate
+registration.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+M = TypeVar("M")
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -53,15 +58,17 @@ class SenderMetrics:
         )
 
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, SenderMetrics] = (
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, dict[object, object]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def sender_metrics(registry: CollectorRegistry | None = None) -> SenderMetrics:
-    """The sender metrics registered on `registry` (the global default when None)."""
+def metrics_on(
+    kind: Callable[[CollectorRegistry], M], registry: CollectorRegistry | None = None
+) -> M:
+    """The `kind` metrics registered on `registry` (the global default when None), built once."""
     target = REGISTRY if registry is None else registry
-    metrics = _by_registry.get(target)
-    if metrics is None:
-        metrics = _by_registry[target] = SenderMetrics(target)
-    return metrics
+    built = _by_registry.setdefault(target, {})
+    if kind not in built:
+        built[kind] = kind(target)
+    return cast(M, built[kind])

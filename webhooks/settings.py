@@ -7,15 +7,14 @@ WEBHOOK_ALLOW_HTTP is set for development.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
-from common.settings import ServiceSettings
+from common.settings import LoggingSettings, split_commas
 from webhooks.events import EVENT_TYPES
 from webhooks.signatures import BITHUMAN_HEADER, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -33,29 +32,6 @@ _RESERVED_HEADERS = {
         "host",
     )
 }
-
-
-def _split_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
-class LoggingSettings(ServiceSettings):
-    """LOG_FORMAT and LOG_LEVEL, read the way the agent reads them."""
-
-    log_format: Literal["auto", "json", "console"] = Field(
-        "auto",
-        validation_alias="LOG_FORMAT",
-        description="auto: JSON lines unless stdout is a terminal.",
-    )
-    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
-
-    @property
-    def json_logs(self) -> bool:
-        if self.log_format == "auto":
-            return not sys.stdout.isatty()
-        return self.log_format == "json"
 
 
 class WebhookSettings(LoggingSettings):
@@ -159,7 +135,7 @@ class WebhookSettings(LoggingSettings):
     @field_validator("urls", "events", "retry_delays", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        return _split_list(value)
+        return split_commas(value)
 
     @field_validator("urls")
     @classmethod

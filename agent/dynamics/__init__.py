@@ -5,8 +5,8 @@ for the user-facing description.
 """
 
 from agent.dynamics.controller import Dynamics, fetch_catalog
-from agent.dynamics.sender import AVATAR_IDENTITY, AvatarRpc, LocalRuntime
-from agent.dynamics.settings import DynamicsSettings
+from agent.dynamics.sender import AvatarRpc, LocalRuntime
+from agent.dynamics.settings import AVATAR_IDENTITY, DynamicsSettings
 from agent.dynamics.text import warm_up
 
 __all__ = [

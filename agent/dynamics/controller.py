@@ -39,7 +39,7 @@ from agent.dynamics.settings import DynamicsSettings
 from agent.dynamics.stats import GestureStats, Outcome
 from agent.dynamics.tool import GestureTool, gesture_tool
 from bithuman_client import BithumanClient, DynamicsCatalog
-from common.logs import get_logger
+from common.logs import describe, get_logger
 
 log = get_logger("agent.dynamics")
 
@@ -69,7 +69,6 @@ async def fetch_catalog(
         client = owned = BithumanClient(
             settings.bithuman_api_secret.get_secret_value(),
             base_url=settings.bithuman_rest_url,
-            timeout=settings.dynamics_catalog_timeout,
         )
     try:
         async with asyncio.timeout(settings.dynamics_catalog_timeout):
@@ -80,11 +79,10 @@ async def fetch_catalog(
                 scope=settings.bithuman_rest_url,
             )
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
         log.warning(
             "dynamics off for this session: gesture catalog unavailable",
             agent_id=agent_id,
-            reason=reason,
+            reason=describe(exc),
         )
         return None
     finally:
@@ -134,7 +132,8 @@ class Dynamics:
             log.info("dynamics off for this session: the avatar has no gestures", agent_id=agent_id)
             return dynamics
         try:
-            keymap = keymap_for(settings.map_path, catalog.gesture_names)
+            # read per session, off the loop: an edited map applies to the next session
+            keymap = await asyncio.to_thread(keymap_for, settings.map_path, catalog.gesture_names)
             matcher = keymap.matcher()
         except KeymapError as exc:
             log.error("dynamics off for this session: unusable keyword map", reason=str(exc))

@@ -16,12 +16,12 @@ from typing import Protocol
 
 from livekit import rtc
 
+from agent.dynamics.settings import AVATAR_IDENTITY
 from agent.dynamics.stats import GestureStats, Outcome
-from common.logs import get_logger
+from common.logs import describe, get_logger
 
 log = get_logger("agent.dynamics")
 
-AVATAR_IDENTITY = "bithuman-avatar-agent"
 RPC_METHOD = "trigger_dynamics"
 # livekit-rtc waits up to 7 s for the avatar to acknowledge a request before the response
 # timeout starts; our own deadline only catches a call that never returns at all.
@@ -180,7 +180,7 @@ class GestureSender:
             outcome = Outcome.TIMEOUT
         except Exception as exc:
             outcome = Outcome.ERROR
-            fields.update(reason=f"{type(exc).__name__}: {exc}")
+            fields.update(reason=describe(exc))
         self._stats.record(outcome, **fields)
 
     async def aclose(self) -> None:

@@ -8,6 +8,9 @@ from pydantic import Field, SecretStr, field_validator
 
 from common.settings import ServiceSettings
 
+# the cloud avatar participant's identity: the livekit bitHuman plugin's default
+AVATAR_IDENTITY = "bithuman-avatar-agent"
+
 # the project's own map, wherever the worker is started from
 DEFAULT_MAP_PATH = Path(__file__).resolve().parents[2] / "config" / "gestures.yaml"
 

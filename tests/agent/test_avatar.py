@@ -22,12 +22,6 @@ LIVEKIT_SECRET = "livekit-api-secret-for-tests-0123456789"
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[BithumanStub]:
-    async with BithumanStub() as running:
-        yield running
-
-
-@pytest.fixture
 async def job() -> AsyncIterator[tuple[rtc.Room, JobContext]]:
     """A job context as a dispatched job has it: with the agent's own room token."""
     room = rtc.Room()
@@ -46,7 +40,7 @@ async def job() -> AsyncIterator[tuple[rtc.Room, JobContext]]:
             yield room, ctx
 
 
-def settings_for(stub: BithumanStub, **overrides: Any) -> AgentSettings:
+def settings_for(bithuman_api: BithumanStub, **overrides: Any) -> AgentSettings:
     values: dict[str, Any] = {
         "openai_api_key": "sk-test",
         "livekit_url": "wss://lk.example.test",
@@ -54,8 +48,8 @@ def settings_for(stub: BithumanStub, **overrides: Any) -> AgentSettings:
         "livekit_api_secret": LIVEKIT_SECRET,
         "bithuman_api_secret": ACCOUNT_SECRET,
         "bithuman_avatar_id": "A12BCD3456",
-        "bithuman_rest_url": stub.url,
-        "bithuman_api_url": stub.url + SESSION_REQUEST,
+        "bithuman_rest_url": bithuman_api.url,
+        "bithuman_api_url": bithuman_api.url + SESSION_REQUEST,
         "avatar_start_timeout": 5.0,
         "avatar_join_timeout": 1.0,
     }
@@ -63,22 +57,22 @@ def settings_for(stub: BithumanStub, **overrides: Any) -> AgentSettings:
 
 
 async def test_cloud_avatar_gets_a_scoped_token_never_the_account_secret(
-    stub: BithumanStub, job: tuple[rtc.Room, JobContext]
+    bithuman_api: BithumanStub, job: tuple[rtc.Room, JobContext]
 ) -> None:
     room, ctx = job
     session: AgentSession[None] = AgentSession()
-    settings = settings_for(stub, bithuman_model="essence")
+    settings = settings_for(bithuman_api, bithuman_model="essence")
     avatar = await start_avatar(session, room, ctx.proc, settings)
     assert avatar is not None
 
-    (minted,) = stub.calls(MINT)
+    (minted,) = bithuman_api.calls(MINT)
     assert minted.headers["api-secret"] == ACCOUNT_SECRET
     assert minted.body["agent_code"] == "A12BCD3456"
     assert minted.body["scope"] == "livekit-cloud"
     assert minted.body["livekit_url"] == "wss://lk.example.test"
     assert minted.body["room_name"] == "room-1"
 
-    (request,) = stub.calls(SESSION_REQUEST)
+    (request,) = bithuman_api.calls(SESSION_REQUEST)
     assert request.headers["api-secret"] == SCOPED_TOKEN
     body = request.body
     assert body["agent_id"] == "A12BCD3456" and body["model"] == "essence"
@@ -99,16 +93,16 @@ async def test_cloud_avatar_gets_a_scoped_token_never_the_account_secret(
 
 
 async def test_refused_mint_falls_back_to_audio_only(
-    stub: BithumanStub, job: tuple[rtc.Room, JobContext], caplog: pytest.LogCaptureFixture
+    bithuman_api: BithumanStub, job: tuple[rtc.Room, JobContext], caplog: pytest.LogCaptureFixture
 ) -> None:
     room, ctx = job
-    stub.fail(MINT, 401, body={"error": "Invalid API secret", "code": "UNAUTHORIZED"})
+    bithuman_api.fail(MINT, 401, body={"error": "Invalid API secret", "code": "UNAUTHORIZED"})
     session: AgentSession[None] = AgentSession()
     with caplog.at_level(logging.WARNING):
-        avatar = await start_avatar(session, room, ctx.proc, settings_for(stub))
+        avatar = await start_avatar(session, room, ctx.proc, settings_for(bithuman_api))
     assert avatar is None
     assert session.output.audio is None
-    assert stub.calls(SESSION_REQUEST) == []
+    assert bithuman_api.calls(SESSION_REQUEST) == []
     fallback = "avatar unavailable, continuing audio-only"
     (record,) = [r for r in caplog.records if r.getMessage() == fallback]
     reason: str = record.reason  # type: ignore[attr-defined]
@@ -117,10 +111,10 @@ async def test_refused_mint_falls_back_to_audio_only(
 
 
 async def test_refused_session_request_falls_back_to_audio_only(
-    stub: BithumanStub, job: tuple[rtc.Room, JobContext], caplog: pytest.LogCaptureFixture
+    bithuman_api: BithumanStub, job: tuple[rtc.Room, JobContext], caplog: pytest.LogCaptureFixture
 ) -> None:
     room, ctx = job
-    stub.fail(
+    bithuman_api.fail(
         SESSION_REQUEST,
         400,
         body={"error": "avatar not prepared for expression-2", "code": "VALIDATION_ERROR"},
@@ -129,33 +123,33 @@ async def test_refused_session_request_falls_back_to_audio_only(
     session: AgentSession[None] = AgentSession()
     with caplog.at_level(logging.WARNING):
         avatar = await start_avatar(
-            session, room, ctx.proc, settings_for(stub, bithuman_model="expression-2")
+            session, room, ctx.proc, settings_for(bithuman_api, bithuman_model="expression-2")
         )
     assert avatar is None
     assert session.output.audio is None, "the avatar's audio sink must be removed"
-    assert len(stub.calls(SESSION_REQUEST)) >= 1
+    assert len(bithuman_api.calls(SESSION_REQUEST)) >= 1
     assert "avatar unavailable, continuing audio-only" in caplog.text
 
 
 async def test_a_hanging_avatar_api_times_out_into_audio_only(
-    stub: BithumanStub, job: tuple[rtc.Room, JobContext]
+    bithuman_api: BithumanStub, job: tuple[rtc.Room, JobContext]
 ) -> None:
     room, ctx = job
-    stub.delays[SESSION_REQUEST] = 30
+    bithuman_api.delays[SESSION_REQUEST] = 30
     session: AgentSession[None] = AgentSession()
-    settings = settings_for(stub, avatar_start_timeout=0.5)
+    settings = settings_for(bithuman_api, avatar_start_timeout=0.5)
     avatar = await start_avatar(session, room, ctx.proc, settings)
     assert avatar is None and session.output.audio is None
 
 
 async def test_no_avatar_configured_means_audio_only_without_calls(
-    stub: BithumanStub, job: tuple[rtc.Room, JobContext]
+    bithuman_api: BithumanStub, job: tuple[rtc.Room, JobContext]
 ) -> None:
     room, ctx = job
     session: AgentSession[None] = AgentSession()
-    settings = settings_for(stub, bithuman_avatar_id=None)
+    settings = settings_for(bithuman_api, bithuman_avatar_id=None)
     assert await start_avatar(session, room, ctx.proc, settings) is None
-    assert stub.requests == []
+    assert bithuman_api.requests == []
 
 
 def test_prewarm_routes_the_bithuman_sdk_logs_into_ours(

@@ -4,9 +4,7 @@ transcript, the keyword match, one `trigger_dynamics` RPC to the avatar, and the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 from livekit.agents import Agent
 from livekit.plugins import bithuman, silero
 
@@ -19,12 +17,6 @@ from tests.fakes.openai_realtime import FakeRealtimeServer
 from tests.fakes.session_io import Microphone, SessionEvents, Speaker, pcm_frames
 
 AVATAR = "bithuman-avatar-agent"
-
-
-@pytest.fixture
-async def bithuman_api() -> AsyncIterator[BithumanStub]:
-    async with BithumanStub() as stub:
-        yield stub
 
 
 async def test_a_funny_remark_makes_the_avatar_laugh_once_and_the_reply_arrives(

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,16 @@ async def test_console_text_holds_one_exchange_and_sends_its_webhooks(
     realtime_server: FakeRealtimeServer, tmp_path: Path
 ) -> None:
     hooks: list[dict[str, Any]] = []
+    expected = {("user", "what time is it"), ("assistant", "You said: what time is it.")}
+    all_arrived = threading.Event()
+
+    def chats() -> set[tuple[str, str]]:
+        return {(h["data"]["role"], h["data"]["message"]) for h in hooks if "role" in h["data"]}
 
     async def receive(request: web.Request) -> web.Response:
         hooks.append(await request.json())
+        if chats() >= expected:
+            all_arrived.set()
         return web.json_response({"status": "ok"})
 
     app = web.Application()
@@ -115,14 +123,12 @@ async def test_console_text_holds_one_exchange_and_sends_its_webhooks(
         )
         # the console reads keystrokes from a terminal: drive it through a pseudo-terminal, in
         # a thread, while this loop serves the realtime stand-in and the webhook receiver
-        transcript = await asyncio.to_thread(converse_in_console, env, tmp_path)
+        transcript = await asyncio.to_thread(converse_in_console, env, tmp_path, all_arrived)
 
     assert "You said: what time is it." in transcript
     assert OPENAI_KEY not in transcript
     assert realtime_server.received_of("conversation.item.create")
-    chats = [(h["data"]["role"], h["data"]["message"]) for h in hooks if "role" in h["data"]]
-    assert ("user", "what time is it") in chats
-    assert ("assistant", "You said: what time is it.") in chats
+    assert chats() >= expected
 
 
 async def test_console_goes_on_when_webhooks_cannot_start(
@@ -141,8 +147,11 @@ async def test_console_goes_on_when_webhooks_cannot_start(
     assert "feature unavailable for this session" in transcript
 
 
-def converse_in_console(env: dict[str, str], cwd: Path) -> str:
-    """One exchange in `console --text` through a pseudo-terminal; returns all it printed."""
+def converse_in_console(
+    env: dict[str, str], cwd: Path, before_exit: threading.Event | None = None
+) -> str:
+    """One exchange in `console --text` through a pseudo-terminal; returns all it printed.
+    `before_exit`: wait (up to 30 s) for it before stopping the console."""
     child = pexpect.spawn(
         sys.executable,
         ["-m", "agent", "console", "--text"],
@@ -157,6 +166,8 @@ def converse_in_console(env: dict[str, str], cwd: Path) -> str:
         child.expect("Type to talk to your agent")
         child.send("what time is it\r")
         child.expect(r"You said: what time is it\.")
+        if before_exit is not None:
+            before_exit.wait(30)
     finally:
         child.sendcontrol("c")
         child.expect(pexpect.EOF, timeout=30)

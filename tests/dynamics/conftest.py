@@ -4,13 +4,10 @@ import logging
 
 import pytest
 
-from common.logs import configure_structlog
-
 
 @pytest.fixture
 def logged(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Our structlog lines as stdlib records (the project's pipeline), captured."""
-    configure_structlog()
+    """Our structlog lines as stdlib records (tests/conftest.py set the pipeline up)."""
     caplog.set_level(logging.DEBUG, logger="agent.dynamics")
     return caplog
 

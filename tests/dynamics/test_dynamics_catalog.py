@@ -32,27 +32,21 @@ async def no_sleep(_: float) -> None:
     return None
 
 
-@pytest.fixture
-async def stub() -> AsyncIterator[BithumanStub]:
-    async with BithumanStub() as running:
-        yield running
-
-
-def settings_for(stub: BithumanStub, **overrides: Any) -> DynamicsSettings:
+def settings_for(bithuman_api: BithumanStub, **overrides: Any) -> DynamicsSettings:
     return DynamicsSettings(
         bithuman_api_secret=SECRET,
-        bithuman_rest_url=stub.url,
+        bithuman_rest_url=bithuman_api.url,
         dynamics_map_path=None,
         **overrides,
     )
 
 
 @pytest.fixture
-async def client(stub: BithumanStub) -> AsyncIterator[BithumanClient]:
+async def client(bithuman_api: BithumanStub) -> AsyncIterator[BithumanClient]:
     """The real client, retrying twice without waiting."""
     async with BithumanClient(
         SECRET,
-        base_url=stub.url,
+        base_url=bithuman_api.url,
         retry=RetryPolicy(attempts=2),
         sleep=no_sleep,
         rng=random.Random(0),
@@ -60,20 +54,20 @@ async def client(stub: BithumanStub) -> AsyncIterator[BithumanClient]:
         yield running
 
 
-async def test_gestures_as_a_map(stub: BithumanStub) -> None:
-    stub.answers[A1] = (
+async def test_gestures_as_a_map(bithuman_api: BithumanStub) -> None:
+    bithuman_api.answers[A1] = (
         200,
         dynamics_body({name: f"https://x/{name}.mp4" for name in GESTURES}),
     )
-    catalog = await fetch_catalog("A1", settings_for(stub), cache=CatalogCache())
+    catalog = await fetch_catalog("A1", settings_for(bithuman_api), cache=CatalogCache())
     assert catalog is not None and catalog.has_dynamics
     assert catalog.gesture_names == GESTURES
-    assert [(r.path, r.headers.get("api-secret")) for r in stub.requests] == [(A1, SECRET)]
+    assert [(r.path, r.headers.get("api-secret")) for r in bithuman_api.requests] == [(A1, SECRET)]
 
 
-async def test_gestures_as_a_list(stub: BithumanStub) -> None:
-    stub.answers[A1] = (200, dynamics_body(list(reversed(GESTURES))))
-    catalog = await fetch_catalog("A1", settings_for(stub), cache=CatalogCache())
+async def test_gestures_as_a_list(bithuman_api: BithumanStub) -> None:
+    bithuman_api.answers[A1] = (200, dynamics_body(list(reversed(GESTURES))))
+    catalog = await fetch_catalog("A1", settings_for(bithuman_api), cache=CatalogCache())
     assert catalog is not None and catalog.has_dynamics
     assert catalog.gesture_names == GESTURES
 
@@ -83,15 +77,15 @@ async def test_gestures_as_a_list(stub: BithumanStub) -> None:
     [dynamics_body(None, url=None), dynamics_body(GESTURES, url=None), dynamics_body([], url="x")],
 )
 async def test_no_url_or_no_gestures_means_no_dynamics_whatever_the_status(
-    stub: BithumanStub, body: object, logged: pytest.LogCaptureFixture
+    bithuman_api: BithumanStub, body: object, logged: pytest.LogCaptureFixture
 ) -> None:
-    stub.answers[A1] = (200, body)
+    bithuman_api.answers[A1] = (200, body)
     session: AgentSession[Any] = AgentSession()
     room = StandInRoom(RecordingParticipant(), present=["bithuman-avatar-agent"])
     dynamics = await Dynamics.start(
         session=session,
         target=AvatarRpc(room, response_timeout=1),
-        settings=settings_for(stub),
+        settings=settings_for(bithuman_api),
         agent_id="A1",
         cache=CatalogCache(),
     )
@@ -104,13 +98,13 @@ async def test_no_url_or_no_gestures_means_no_dynamics_whatever_the_status(
 
 @pytest.mark.parametrize(("status", "attempts"), [(500, 2), (401, 1), (404, 1)])
 async def test_catalog_failure_turns_dynamics_off_with_one_warning(
-    stub: BithumanStub,
+    bithuman_api: BithumanStub,
     client: BithumanClient,
     status: int,
     attempts: int,
     logged: pytest.LogCaptureFixture,
 ) -> None:
-    stub.answers[A1] = (status, {"error": "nope", "code": "X"})
+    bithuman_api.answers[A1] = (status, {"error": "nope", "code": "X"})
     participant = RecordingParticipant()
     session: AgentSession[Any] = AgentSession()
     dynamics = await Dynamics.start(
@@ -118,13 +112,13 @@ async def test_catalog_failure_turns_dynamics_off_with_one_warning(
         target=AvatarRpc(
             StandInRoom(participant, present=["bithuman-avatar-agent"]), response_timeout=1
         ),
-        settings=settings_for(stub),
+        settings=settings_for(bithuman_api),
         agent_id="A1",
         client=client,
         cache=CatalogCache(),
     )
     assert not dynamics.active
-    assert len(stub.requests) == attempts
+    assert len(bithuman_api.requests) == attempts
     assert lines(logged) == ["dynamics off for this session: gesture catalog unavailable"]
     assert SECRET not in logged.text
     dynamics.react("hello", source="user_speech")
@@ -149,54 +143,57 @@ async def test_unreachable_api_is_a_failure_too(logged: pytest.LogCaptureFixture
     ],
 )
 async def test_missing_agent_id_or_secret_turns_dynamics_off(
-    stub: BithumanStub,
+    bithuman_api: BithumanStub,
     agent_id: str | None,
     secret: str | None,
     reason: str,
     logged: pytest.LogCaptureFixture,
 ) -> None:
-    settings = DynamicsSettings(bithuman_api_secret=secret, bithuman_rest_url=stub.url)
+    settings = DynamicsSettings(bithuman_api_secret=secret, bithuman_rest_url=bithuman_api.url)
     assert await fetch_catalog(agent_id, settings, cache=CatalogCache()) is None
     assert len(lines(logged)) == 1 and reason in lines(logged)[0]
-    assert stub.requests == []
+    assert bithuman_api.requests == []
 
 
-async def test_catalog_is_cached_per_process_for_its_ttl(stub: BithumanStub) -> None:
-    stub.answers[A1] = (200, dynamics_body(GESTURES))
+async def test_catalog_is_cached_per_process_for_its_ttl(bithuman_api: BithumanStub) -> None:
+    bithuman_api.answers[A1] = (200, dynamics_body(GESTURES))
     clock = ManualClock()
     cache = CatalogCache(clock=clock)
-    settings = settings_for(stub, dynamics_catalog_ttl=60)
+    settings = settings_for(bithuman_api, dynamics_catalog_ttl=60)
     for _ in range(3):
         assert await fetch_catalog("A1", settings, cache=cache) is not None
-    assert len(stub.requests) == 1
+    assert len(bithuman_api.requests) == 1
     clock.advance(59.9)
     await fetch_catalog("A1", settings, cache=cache)
-    assert len(stub.requests) == 1
+    assert len(bithuman_api.requests) == 1
     clock.advance(0.1)
     await fetch_catalog("A1", settings, cache=cache)
-    assert len(stub.requests) == 2
-    stub.answers[dynamics_path("B2")] = (200, dynamics_body(["wave"]))
+    assert len(bithuman_api.requests) == 2
+    bithuman_api.answers[dynamics_path("B2")] = (200, dynamics_body(["wave"]))
     other = await fetch_catalog("B2", settings, cache=cache)
     assert other is not None and other.gesture_names == ["wave"]
 
 
-async def test_failures_are_not_cached(stub: BithumanStub, client: BithumanClient) -> None:
+async def test_failures_are_not_cached(bithuman_api: BithumanStub, client: BithumanClient) -> None:
     cache = CatalogCache(clock=ManualClock())
-    stub.answers[A1] = (401, {"error": "bad secret"})
-    assert await fetch_catalog("A1", settings_for(stub), client=client, cache=cache) is None
-    stub.answers[A1] = (200, dynamics_body(GESTURES))
-    assert await fetch_catalog("A1", settings_for(stub), client=client, cache=cache) is not None
+    bithuman_api.answers[A1] = (401, {"error": "bad secret"})
+    assert await fetch_catalog("A1", settings_for(bithuman_api), client=client, cache=cache) is None
+    bithuman_api.answers[A1] = (200, dynamics_body(GESTURES))
+    assert (
+        await fetch_catalog("A1", settings_for(bithuman_api), client=client, cache=cache)
+        is not None
+    )
 
 
-async def test_disabled_makes_no_request(stub: BithumanStub) -> None:
+async def test_disabled_makes_no_request(bithuman_api: BithumanStub) -> None:
     session: AgentSession[Any] = AgentSession()
     room = StandInRoom(RecordingParticipant(), present=["bithuman-avatar-agent"])
     dynamics = await Dynamics.start(
         session=session,
         target=AvatarRpc(room, response_timeout=1),
-        settings=settings_for(stub, dynamics_enabled=False),
+        settings=settings_for(bithuman_api, dynamics_enabled=False),
         agent_id="A1",
         cache=CatalogCache(),
     )
     assert not dynamics.active
-    assert stub.requests == []
+    assert bithuman_api.requests == []

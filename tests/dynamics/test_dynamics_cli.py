@@ -6,10 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.dynamics.standins import GESTURES, dynamics_body
 from tests.fakes.bithuman_api import BithumanStub, dynamics_path
@@ -17,12 +14,6 @@ from tests.fakes.bithuman_api import BithumanStub, dynamics_path
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "cli-secret-value"
 A1 = dynamics_path("A1")
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[BithumanStub]:
-    async with BithumanStub() as running:
-        yield running
 
 
 async def run_cli(
@@ -47,21 +38,21 @@ async def run_cli(
     return process.returncode, out.decode(), err.decode()
 
 
-def env_for(stub: BithumanStub) -> dict[str, str]:
-    return {"BITHUMAN_API_SECRET": SECRET, "BITHUMAN_REST_URL": stub.url}
+def env_for(bithuman_api: BithumanStub) -> dict[str, str]:
+    return {"BITHUMAN_API_SECRET": SECRET, "BITHUMAN_REST_URL": bithuman_api.url}
 
 
-async def test_lists_the_gestures(stub: BithumanStub, tmp_path: Path) -> None:
-    stub.answers[A1] = (200, dynamics_body({name: "https://x" for name in GESTURES}))
-    code, out, err = await run_cli(tmp_path, "dynamics", "A1", env=env_for(stub))
+async def test_lists_the_gestures(bithuman_api: BithumanStub, tmp_path: Path) -> None:
+    bithuman_api.answers[A1] = (200, dynamics_body({name: "https://x" for name in GESTURES}))
+    code, out, err = await run_cli(tmp_path, "dynamics", "A1", env=env_for(bithuman_api))
     assert (code, err) == (0, "")
     assert out.splitlines() == ["A1: dynamics ready, 4 gestures", *(f"  {g}" for g in GESTURES)]
-    assert [(r.path, r.headers.get("api-secret")) for r in stub.requests] == [(A1, SECRET)]
+    assert [(r.path, r.headers.get("api-secret")) for r in bithuman_api.requests] == [(A1, SECRET)]
 
 
-async def test_json_output(stub: BithumanStub, tmp_path: Path) -> None:
-    stub.answers[A1] = (200, dynamics_body(list(GESTURES)))
-    code, out, _ = await run_cli(tmp_path, "dynamics", "A1", "--json", env=env_for(stub))
+async def test_json_output(bithuman_api: BithumanStub, tmp_path: Path) -> None:
+    bithuman_api.answers[A1] = (200, dynamics_body(list(GESTURES)))
+    code, out, _ = await run_cli(tmp_path, "dynamics", "A1", "--json", env=env_for(bithuman_api))
     assert code == 0
     assert json.loads(out) == {
         "agent_id": "A1",
@@ -71,17 +62,17 @@ async def test_json_output(stub: BithumanStub, tmp_path: Path) -> None:
     }
 
 
-async def test_an_avatar_without_dynamics(stub: BithumanStub, tmp_path: Path) -> None:
-    stub.answers[A1] = (200, dynamics_body(None, url=None))
-    code, out, _ = await run_cli(tmp_path, "dynamics", "A1", env=env_for(stub))
+async def test_an_avatar_without_dynamics(bithuman_api: BithumanStub, tmp_path: Path) -> None:
+    bithuman_api.answers[A1] = (200, dynamics_body(None, url=None))
+    code, out, _ = await run_cli(tmp_path, "dynamics", "A1", env=env_for(bithuman_api))
     assert (code, out) == (0, "A1: no dynamics (status: ready)\n")
 
 
 async def test_api_errors_exit_1_without_leaking_the_secret(
-    stub: BithumanStub, tmp_path: Path
+    bithuman_api: BithumanStub, tmp_path: Path
 ) -> None:
-    stub.answers[A1] = (401, {"error": "invalid api secret", "code": "UNAUTHORIZED"})
-    code, out, err = await run_cli(tmp_path, "dynamics", "A1", env=env_for(stub))
+    bithuman_api.answers[A1] = (401, {"error": "invalid api secret", "code": "UNAUTHORIZED"})
+    code, out, err = await run_cli(tmp_path, "dynamics", "A1", env=env_for(bithuman_api))
     assert (code, out) == (1, "")
     assert "answered 401: invalid api secret" in err
     assert SECRET not in err

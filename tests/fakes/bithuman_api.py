@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -147,3 +149,10 @@ class BithumanStub:
     ) -> None:
         assert self._server is not None
         await self._server.close()
+
+
+@pytest_asyncio.fixture(name="bithuman_api")
+async def bithuman_api_fixture() -> AsyncIterator[BithumanStub]:
+    """A started stub on a free port, closed after the test."""
+    async with BithumanStub() as stub:
+        yield stub

@@ -69,14 +69,6 @@ class WorkerConnection:
     def availability(self) -> list[agent.AvailabilityResponse]:
         return [m.availability for m in self.messages if m.HasField("availability")]
 
-    @property
-    def job_updates(self) -> list[agent.UpdateJobStatus]:
-        return [m.update_job for m in self.messages if m.HasField("update_job")]
-
-    @property
-    def status_updates(self) -> list[agent.UpdateWorkerStatus]:
-        return [m.update_worker for m in self.messages if m.HasField("update_worker")]
-
     def can_take(self, agent_name: str) -> bool:
         return (
             self.connected

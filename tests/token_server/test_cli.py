@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from livekit.api import TokenVerifier
 
-from tests.token_server.conftest import API_KEY, API_SECRET, LIVEKIT_URL, free_port
+from tests.conftest import free_port
+from tests.token_server.conftest import API_KEY, API_SECRET, LIVEKIT_URL
 
 REPO = Path(__file__).resolve().parents[2]
 LIVEKIT_ENV = {

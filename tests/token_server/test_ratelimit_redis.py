@@ -6,7 +6,8 @@ from typing import Any
 
 import redis
 
-from tests.token_server.conftest import FakeClock, free_port, make_settings
+from tests.conftest import free_port
+from tests.token_server.conftest import FakeClock, make_settings
 from token_server import create_app
 from token_server.ratelimit import BucketSpec, MemoryRateLimiter, RedisRateLimiter
 

@@ -6,22 +6,20 @@ import asyncio
 import base64
 import json
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-import redis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from common.settings import ServiceSettings
+from tests.conftest import settings_of
 from webhooks.outbox import OutboxStore
 from webhooks.outbox.redis_store import RedisOutbox
 from webhooks.outbox.sqlite_store import SQLiteOutbox
@@ -76,12 +74,13 @@ class Received:
 class RecordingReceiver:
     """An HTTP endpoint that records every request and answers from a script.
 
-    `statuses` are popped per request (200 once empty). `delay` holds each answer; `gate`,
-    when cleared, holds answers until it is set again.
+    `statuses` are popped per request (200 once empty); every answer carries `answer_headers`.
+    `delay` holds each answer; `gate`, when cleared, holds answers until it is set again.
     """
 
     clock: FakeClock | None = None
     statuses: list[int] = field(default_factory=list)
+    answer_headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     requests: list[Received] = field(default_factory=list)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
@@ -102,7 +101,7 @@ class RecordingReceiver:
         if self.delay:
             await asyncio.sleep(self.delay)
         await self.gate.wait()
-        return web.json_response({"status": status}, status=status)
+        return web.json_response({"status": status}, status=status, headers=self.answer_headers)
 
     async def wait_for(self, count: int, within: float = 10.0) -> list[Received]:
         async with asyncio.timeout(within), self._arrived:
@@ -151,18 +150,6 @@ async def receiver(clock: FakeClock) -> AsyncIterator[RecordingReceiver]:
     await server.close()
 
 
-S = TypeVar("S", bound=ServiceSettings)
-
-
-def settings_of(cls: type[S], **fields: Any) -> S:
-    """Settings from field names (they are read by their environment names only)."""
-    by_alias = {}
-    for name, value in fields.items():
-        alias = cls.model_fields[name].validation_alias
-        by_alias[alias if isinstance(alias, str) else name] = value
-    return cls(**by_alias)
-
-
 def sender_settings(tmp_path: Path, urls: list[str], **overrides: Any) -> WebhookSettings:
     values: dict[str, Any] = {
         "urls": urls,
@@ -175,40 +162,6 @@ def sender_settings(tmp_path: Path, urls: list[str], **overrides: Any) -> Webhoo
     }
     values.update(overrides)
     return settings_of(WebhookSettings, **values)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("redis-server did not start")
-                time.sleep(0.05)
-        yield url
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

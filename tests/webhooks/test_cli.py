@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.webhooks.conftest import free_port
+from tests.conftest import free_port
 from webhooks import events
 from webhooks.deliver import main as deliver_main
 from webhooks.events import EventIds

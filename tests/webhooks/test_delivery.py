@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.conftest import free_port
 from tests.webhooks.conftest import (
     SECRET,
     FakeClock,
     RecordingReceiver,
     eventually,
-    free_port,
     sender_settings,
     start_receiver,
 )
@@ -271,6 +271,33 @@ async def test_a_deliverer_in_another_process_delivers_what_the_agent_stores(
     assert sample(registry, "webhook_deliveries_delivered_total", event_type="chat.push") == 10
 
 
+async def test_rows_for_a_destination_no_longer_configured_are_dead_lettered_unsent(
+    tmp_path: Path, receiver: RecordingReceiver, clock: FakeClock, registry: CollectorRegistry
+) -> None:
+    before = sender_settings(tmp_path, [receiver.url])
+    emitter = await WebhookEmitter.start(
+        before, agent_id="a", registry=registry, clock=clock, deliver=False
+    )
+    emitter.chat_push(role="user", message="x", session_id="s")
+    await emitter.aclose()
+    # The destination was replaced in WEBHOOK_URLS before a deliverer got to the row.
+    after = sender_settings(tmp_path, [receiver.url.replace("/hook", "/new")])
+    deliverer = await Deliverer.open(after, registry=registry, clock=clock)
+    deliverer.start()
+    await eventually(
+        lambda: (
+            sample(registry, "webhook_deliveries_dead_lettered_total", event_type="chat.push") == 1
+        )
+    )
+    await deliverer.aclose()
+    assert receiver.requests == []
+    store = SQLiteOutbox.open(after.outbox_path)
+    (dead,) = store.dead_letters(10)
+    assert dead.attempts == 1 and dead.last_status is None
+    assert dead.last_error == "destination is no longer configured"
+    store.close()
+
+
 async def test_queue_depth_counts_what_waits(
     tmp_path: Path, receiver: RecordingReceiver, clock: FakeClock, registry: CollectorRegistry
 ) -> None:
@@ -322,12 +349,14 @@ async def test_delivery_through_a_redis_outbox(
 async def test_redirects_are_not_followed(
     tmp_path: Path, receiver: RecordingReceiver, clock: FakeClock, registry: CollectorRegistry
 ) -> None:
-    receiver.statuses = [307]
+    receiver.statuses = [307]  # then 200, should the redirect be followed
+    receiver.answer_headers = {"Location": receiver.url.replace("/hook", "/elsewhere")}
     settings = sender_settings(tmp_path, [receiver.url], retry_delays=[])
     emitter = await WebhookEmitter.start(settings, agent_id="a", registry=registry, clock=clock)
     emitter.chat_push(role="user", message="x", session_id="s")
     await receiver.wait_for(1)
-    await emitter.aclose()
+    await emitter.aclose()  # waits for the attempt, and so for any request it redirected to
+    assert [r.path for r in receiver.requests] == ["/hook"]
     store = SQLiteOutbox.open(settings.outbox_path)
     assert store.dead_letters(10)[0].last_status == 307
     store.close()

@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from tests.webhooks.conftest import ManualClock, eventually, sender_settings, settings_of
+from tests.conftest import settings_of
+from tests.webhooks.conftest import ManualClock, eventually, sender_settings
 from webhooks import events
 from webhooks.emitter import WebhookEmitter
 from webhooks.events import EventIds
@@ -292,6 +293,12 @@ async def test_health_and_metrics(harness: Harness) -> None:
     assert 'webhook_receiver_requests_total{outcome="accepted"} 1.0' in metrics
     missing = await client.get("/nope")
     assert missing.status == 404 and (await missing.json())["code"] == "NOT_FOUND"
+
+
+def test_receivers_can_share_the_default_registry(tmp_path: Path) -> None:
+    settings = settings_of(ReceiverSettings, secret=SECRET, store_path=tmp_path / "recv.db")
+    create_app(settings, Router())  # on prometheus_client's global registry...
+    create_app(settings, Router())  # ...where a second set of counters would be a duplicate
 
 
 async def test_end_to_end_from_the_emitter(harness: Harness) -> None:

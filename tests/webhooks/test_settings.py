@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from pydantic import ValidationError
 
 from common.settings import load_settings
-from tests.webhooks.conftest import settings_of
+from tests.conftest import settings_of
 from webhooks.receiver.settings import ReceiverSettings
 from webhooks.settings import WebhookSettings
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in ("WEBHOOK_URLS", "WEBHOOK_ALLOW_HTTP", "WEBHOOK_SECRET", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def test_off_without_urls() -> None:

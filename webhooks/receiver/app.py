@@ -13,19 +13,20 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from common.web import ApiError, error_middleware
+from common.web import ApiError, add_status_routes, error_middleware
 from webhooks.clock import SYSTEM_CLOCK, Clock
+from webhooks.metrics import metrics_on
 from webhooks.receiver.metrics import ReceiverMetrics
 from webhooks.receiver.processor import Processor, Receipt
 from webhooks.receiver.router import Router
 from webhooks.receiver.settings import ReceiverSettings
 from webhooks.receiver.store import ReceiverStore
 from webhooks.signatures import verify_webhook
-from webhooks.status import add_status_routes
 
 PROCESSOR = web.AppKey("processor", Processor)
 BUSY_RETRY_AFTER_S = 5
@@ -40,7 +41,7 @@ def create_app(
 ) -> web.Application:
     """The receiver as an aiohttp application; its store opens on startup, closes on cleanup."""
     registry = REGISTRY if registry is None else registry
-    metrics = ReceiverMetrics(registry)
+    metrics = metrics_on(ReceiverMetrics, registry)
     secret = settings.secret.get_secret_value()
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body)
 
@@ -81,14 +82,14 @@ def create_app(
                 "webhook signature did not verify",
                 {"reason": verdict.failure.value},
             )
-        event_type = _event_type(body)
-        if event_type is None:
+        payload = _envelope(body)
+        if payload is None:
             metrics.requests.labels("invalid").inc()
             raise ApiError(
                 400, "INVALID_PAYLOAD", "body must be a JSON object with a string event_type"
             )
         key = verdict.webhook_id or "sha256:" + hashlib.sha256(body).hexdigest()
-        receipt = await request.app[PROCESSOR].receive(key, event_type, body)
+        receipt = await request.app[PROCESSOR].receive(key, body, payload)
         metrics.requests.labels(receipt.value).inc()
         if receipt is Receipt.BUSY:
             raise ApiError(
@@ -109,7 +110,8 @@ def create_app(
     return app
 
 
-def _event_type(body: bytes) -> str | None:
+def _envelope(body: bytes) -> dict[str, Any] | None:
+    """`body` parsed, when it is a JSON object with a non-empty string `event_type`."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
@@ -117,4 +119,4 @@ def _event_type(body: bytes) -> str | None:
     if not isinstance(payload, dict):
         return None
     event_type = payload.get("event_type")
-    return event_type if isinstance(event_type, str) and event_type else None
+    return payload if isinstance(event_type, str) and event_type else None

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Awaitable
 from enum import StrEnum
-from typing import cast
+from typing import Any, cast
 
 from common.logs import get_logger
 from webhooks.clock import SYSTEM_CLOCK, Clock
@@ -55,15 +55,20 @@ class Processor:
         self._retry_interval = retry_interval
         self._max_attempts = max_attempts
         self._dedupe_ttl = dedupe_ttl
-        self._queue: asyncio.Queue[StoredEvent] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[StoredEvent, ReceivedEvent]] = asyncio.Queue()
         self._io = WorkerThread("webhook-receiver")
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Queue events a previous run accepted but did not finish, then start working."""
         recovered = await self._io.call(self._store.pending)
-        for event in recovered:
-            self._queue.put_nowait(event)
+        for stored in recovered:
+            try:
+                event = _event(stored)
+            except ValueError:  # only a damaged store holds a body that does not parse
+                log.error("unreadable stored webhook event left pending", key=stored.key)
+                continue
+            self._queue.put_nowait((stored, event))
         if recovered:
             log.info("webhook events recovered from the store", count=len(recovered))
         self._metrics.queue_depth.set(self._queue.qsize())
@@ -75,13 +80,15 @@ class Processor:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
-    async def receive(self, key: str, event_type: str, body: bytes) -> Receipt:
+    async def receive(self, key: str, body: bytes, payload: dict[str, Any]) -> Receipt:
+        """Store a verified event; `payload` is `body` parsed, with a string `event_type`."""
         if self._queue.qsize() >= self._capacity:
             return Receipt.BUSY
-        event = StoredEvent(key, event_type, body, self._clock.now())
-        if not await self._io.call(self._store.accept, event):
+        now = self._clock.now()
+        stored = StoredEvent(key, payload["event_type"], body, now)
+        if not await self._io.call(self._store.accept, stored):
             return Receipt.DUPLICATE
-        self._queue.put_nowait(event)
+        self._queue.put_nowait((stored, ReceivedEvent(key, stored.event_type, payload, now)))
         self._metrics.queue_depth.set(self._queue.qsize())
         return Receipt.ACCEPTED
 
@@ -134,9 +141,9 @@ class Processor:
 
     async def _work(self) -> None:
         while True:
-            stored = await self._queue.get()
+            stored, event = await self._queue.get()
             try:
-                await self._process(stored)
+                await self._process(stored, event)
             except Exception as exc:
                 # Left pending in the store: the next start runs it again.
                 log.error(
@@ -146,8 +153,7 @@ class Processor:
                 self._queue.task_done()
                 self._metrics.queue_depth.set(self._queue.qsize())
 
-    async def _process(self, stored: StoredEvent) -> None:
-        event = _event(stored)
+    async def _process(self, stored: StoredEvent, event: ReceivedEvent) -> None:
         failures: list[tuple[str, str]] = []
         for handler in self._router.handlers_for(event.event_type):
             error = await self._run(handler, event)

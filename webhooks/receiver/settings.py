@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from webhooks.settings import LoggingSettings
+from common.settings import LoggingSettings
 from webhooks.signatures import DEFAULT_TOLERANCE
 
 
