@@ -50,7 +50,12 @@ def main(argv: list[str]) -> None:
     if webhook_settings is not None and command in NEEDS_SERVER:
         deliver_from_worker(server, webhook_settings)
     warnings.filterwarnings("ignore", "the built-in Python CLI is deprecated")
-    cli.run_app(server)
+    try:
+        cli.run_app(server)
+    finally:
+        if server.failure is not None:
+            print(f"worker stopped: {server.failure}", file=sys.stderr, flush=True)
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from agent.dynamics.settings import AVATAR_IDENTITY, DynamicsSettings
 from common.settings import fail
@@ -88,6 +89,11 @@ class AgentSettings(DynamicsSettings):
     agent_memory_limit_mb: float = Field(default=0, ge=0)
     agent_drain_timeout: int = Field(default=1800, ge=0)
     agent_http_port: int | None = Field(default=None, ge=0, le=65535)
+    agent_connect_retries: int = Field(
+        default=16,
+        ge=0,
+        description="Reconnection attempts to LiveKit before the worker exits non-zero (~2.5 min).",
+    )
 
     # --- logging -------------------------------------------------------------------------------
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -107,6 +113,19 @@ class AgentSettings(DynamicsSettings):
     )
     @classmethod
     def _blank_agent_field_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_missing(cls, value: object) -> object:
+        # `.env.example` ships `OPENAI_API_KEY=`: copied as is, that is "not set", not a key
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError("missing", "Field required")
+        return value
+
+    @field_validator("livekit_url", "livekit_api_key", "livekit_api_secret", mode="before")
+    @classmethod
+    def _blank_livekit_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("bithuman_avatar_image")

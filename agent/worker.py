@@ -13,6 +13,7 @@ from agent.dynamics import warm_up
 from agent.entrypoint import SETTINGS_KEY, VAD_KEY, WEBHOOKS_KEY, entrypoint
 from agent.settings import AgentSettings, AvatarMode
 from common import logs
+from common.logs import describe
 from common.settings import load_settings
 from webhooks import WebhookSettings
 
@@ -42,13 +43,34 @@ def prewarm(proc: JobProcess) -> None:
     )
 
 
-def build_server(settings: AgentSettings) -> AgentServer:
+class Worker(AgentServer):
+    """livekit's CLI logs a worker that stops on an error (LiveKit unreachable after its
+    retries, a refused key, a port in use) and exits 0; this one keeps the reason, so the
+    command can exit non-zero and a supervisor restarts it."""
+
+    failure: str | None = None
+
+    async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        try:
+            await super().run(devmode=devmode, unregistered=unregistered)
+        except Exception as exc:
+            self.failure = describe(exc)
+
+
+def build_server(settings: AgentSettings) -> Worker:
     options: dict[str, object] = {}
     if settings.agent_idle_processes is not None:
         options["num_idle_processes"] = settings.agent_idle_processes
     if settings.agent_http_port is not None:
         options["port"] = settings.agent_http_port
-    server = AgentServer(
+    server = Worker(
+        # from our settings, so values in `.env` reach livekit (it reads only the environment)
+        ws_url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=(
+            settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else None
+        ),
+        max_retry=settings.agent_connect_retries,
         setup_fnc=prewarm,
         load_threshold=settings.agent_load_threshold,
         job_memory_warn_mb=settings.agent_memory_warn_mb,

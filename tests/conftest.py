@@ -22,9 +22,10 @@ from common.settings import ServiceSettings
 logs.configure_structlog()
 
 # shared fixtures of the protocol stand-ins
+from tests import livekit_local  # noqa: E402
 from tests.fakes.bithuman_api import bithuman_api_fixture  # noqa: E402,F401
-from tests.fakes.livekit_server import livekit_server  # noqa: E402,F401
 from tests.fakes.openai_realtime import realtime_server_fixture  # noqa: E402,F401
+from tests.livekit_local import LiveKitServer, livekit_server  # noqa: E402,F401
 
 # What our settings classes read: each service's prefix plus the names they share.
 _READ_BY_SETTINGS = (
@@ -55,6 +56,31 @@ def isolated_environment(
         if name.startswith(_READ_BY_SETTINGS) or name in _SHARED_VARIABLES:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+_LOG_OFFSET = pytest.StashKey[int]()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    server = _running_server(item)
+    item.stash[_LOG_OFFSET] = server.log_size() if server else 0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test that used the LiveKit server gets the server's log lines of its run."""
+    report = yield
+    server = _running_server(item)
+    if report.failed and server is not None:
+        text = server.log_since(item.stash.get(_LOG_OFFSET, 0))
+        report.sections.append(("livekit-server log", text[-30_000:]))
+    return report
+
+
+def _running_server(item: pytest.Item) -> LiveKitServer | None:
+    if "livekit_server" not in getattr(item, "fixturenames", ()):
+        return None
+    return livekit_local.RUNNING[0] if livekit_local.RUNNING else None
 
 
 def settings_of(cls: type[S], **fields: Any) -> S:
