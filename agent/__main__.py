@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import warnings
 
 from agent.settings import AgentSettings
 from common import logs
-from common.settings import load_settings
+from common.settings import fail, load_settings
 from webhooks.settings import WebhookSettings
 
 NEEDS_SERVER = {"dev", "start", "connect"}
 NEEDS_SETTINGS = NEEDS_SERVER | {"console"}
 WORKER_COMMANDS = {"dev", "start"}  # console and connect keep livekit's terminal UI
+
+
+def check_credentials(settings: AgentSettings) -> None:
+    """A refused key can never connect: say so now instead of after minutes of retries."""
+    from agent.livekit_check import refusal
+
+    assert settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret
+    refused = asyncio.run(
+        refusal(
+            settings.livekit_url,
+            settings.livekit_api_key,
+            settings.livekit_api_secret.get_secret_value(),
+        )
+    )
+    if refused:
+        fail(f"configuration error: {refused}")
 
 
 def main(argv: list[str]) -> None:
@@ -25,6 +42,7 @@ def main(argv: list[str]) -> None:
         webhook_settings = load_settings(WebhookSettings)
         if command in NEEDS_SERVER:
             settings.require_livekit()
+            check_credentials(settings)
         settings.check_files()
         logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
         logs.configure_structlog()
@@ -54,7 +72,8 @@ def main(argv: list[str]) -> None:
         cli.run_app(server)
     finally:
         if server.failure is not None:
-            print(f"worker stopped: {server.failure}", file=sys.stderr, flush=True)
+            url = settings.livekit_url if settings else None
+            print(f"worker stopped: {server.failure} (LIVEKIT_URL={url})", file=sys.stderr)
             raise SystemExit(1)
 
 

@@ -7,6 +7,7 @@ Each failing test gets the server log lines written during it (see `tests/confte
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -129,7 +130,9 @@ def wait_until_ready(process: subprocess.Popen[bytes], http_url: str, log_path: 
         time.sleep(0.05)
 
 
-def run_server(workdir: Path) -> Iterator[LiveKitServer]:
+@contextlib.contextmanager
+def running_server(workdir: Path) -> Iterator[LiveKitServer]:
+    """A started server (benchmarks use this too); stopped on exit."""
     binary = server_binary()
     key = "test-" + secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
@@ -161,4 +164,5 @@ def run_server(workdir: Path) -> Iterator[LiveKitServer]:
 
 @pytest.fixture(scope="session")
 def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKitServer]:
-    yield from run_server(tmp_path_factory.mktemp("livekit"))
+    with running_server(tmp_path_factory.mktemp("livekit")) as server:
+        yield server
