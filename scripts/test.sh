@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Set up (first run only) and run the whole offline check: lint, format, types, tests.
-# Extra arguments go to pytest, e.g. scripts/test.sh -k avatar -x
+# Set up (first run only) and run the whole offline check: lint, format, types, tests, the
+# end-to-end ones against a real LiveKit server built from its Go module (tools/livekit-server).
+# Extra arguments go to pytest, e.g. scripts/test.sh -k avatar -x   or   scripts/test.sh -m e2e
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev || exit 1
+scripts/livekit-server.sh >/dev/null || exit 1
 export PATH="$PWD/.venv/bin:$PATH"
 
 status=0
