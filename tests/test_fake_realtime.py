@@ -16,9 +16,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
-from livekit.agents import Agent, AgentSession, APIConnectOptions, APIError, llm
+from livekit.agents import Agent, AgentSession, APIConnectOptions, APIError, function_tool, llm
 from livekit.agents.metrics.usage import LLMModelUsage, STTModelUsage
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.vad import VAD
@@ -30,16 +31,19 @@ from livekit.agents.voice.events import (
 from livekit.agents.voice.run_result import RunResult
 from livekit.plugins import silero
 from livekit.plugins.openai.realtime import RealtimeModel
-from openai.types.realtime import AudioTranscription
+from openai.types.realtime import AudioTranscription, RealtimeReasoning
+from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
 from openai.types.realtime.realtime_server_event import RealtimeServerEvent
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from tests.fakes.openai_realtime import (
     GREETING,
     SAMPLE_RATE,
     WAIT_TIMEOUT_S,
     FakeRealtimeServer,
+    FunctionCall,
     ReplyContext,
+    Script,
     ScriptedError,
 )
 from tests.fakes.session_io import Microphone, SessionEvents, Speaker, pcm_frames
@@ -60,13 +64,15 @@ async def agent_session(
     server: FakeRealtimeServer,
     *,
     instructions: str = "You are a test agent.",
+    agent: Agent | None = None,
     vad: VAD | None = None,
     audio_output: io.AudioOutput | None = None,
     fatal: bool = False,
     aec_warmup_duration: NotGivenOr[float | None] = NOT_GIVEN,
     **model_options: Any,
 ) -> AsyncIterator[tuple[AgentSession[None], SessionEvents]]:
-    """A started session with a RealtimeModel on the fake (`model_options` go to the model).
+    """A started session with a RealtimeModel on the fake (`model_options` go to the model),
+    running `agent` (default: a plain Agent with `instructions`).
 
     `fatal`: the test ends the realtime session with an unrecoverable error, which
     livekit-agents 1.8.9 re-raises from whichever close runs first (the session's own or ours),
@@ -80,7 +86,7 @@ async def agent_session(
     events = SessionEvents(session)
     if audio_output is not None:
         session.output.audio = audio_output
-    await session.start(Agent(instructions=instructions))
+    await session.start(agent or Agent(instructions=instructions))
     try:
         yield session, events
     finally:
@@ -110,6 +116,62 @@ def assert_speaks_openai_protocol(server: FakeRealtimeServer) -> None:
     for conn in server.connections:
         for event in conn.sent:
             SERVER_EVENT.validate_python(event)
+
+
+class RawClient:
+    """A bare websocket client: sends events as given, reads the server's events one by one."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []  # everything read so far
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.ws.send_json(event)
+
+    async def next(self, type: str | None = None) -> dict[str, Any]:
+        """The next server event (of `type`, skipping others); fails after WAIT_TIMEOUT_S."""
+        async with asyncio.timeout(WAIT_TIMEOUT_S):
+            while True:
+                event: dict[str, Any] = await self.ws.receive_json()
+                self.events.append(event)
+                if type is None or event["type"] == type:
+                    return event
+
+    async def until(self, type: str) -> list[dict[str, Any]]:
+        """Every server event up to and including the next one of `type`."""
+        start = len(self.events)
+        await self.next(type)
+        return self.events[start:]
+
+
+@asynccontextmanager
+async def raw_client(server: FakeRealtimeServer) -> AsyncIterator[RawClient]:
+    """Connected as the real client connects, with `session.created` already read."""
+    url = server.base_url.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, headers={"Authorization": "Bearer test"}) as ws,
+    ):
+        client = RawClient(ws)
+        await client.next("session.created")
+        yield client
+
+
+class WeatherAgent(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="Answer weather questions with the tool.")
+        self.calls: list[tuple[str, int]] = []
+
+    @function_tool
+    async def get_weather(self, city: str, days: int) -> str:
+        """Look up the weather forecast for a city.
+
+        Args:
+            city: The city.
+            days: How many days ahead.
+        """
+        self.calls.append((city, days))
+        return f"Sunny in {city} for {days} days"
 
 
 # -- conversation ---------------------------------------------------------------------------
@@ -345,6 +407,280 @@ async def test_manual_commit_without_server_vad(realtime_server: FakeRealtimeSer
     assert text == "You said: manual turn."
     assert realtime_server.sent_of("input_audio_buffer.speech_started") == []
     assert len(realtime_server.received_of("input_audio_buffer.commit")) == 1
+
+
+# -- session.update validation, as the GA service does it -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad_update", "param"),
+    [
+        ({"voice": "cedar"}, "session.voice"),  # a beta-era field: GA has audio.output.voice
+        (
+            {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_ms": 300}}}},
+            "session.audio.input.turn_detection.silence_ms",
+        ),
+        (
+            {"tools": [{"type": "function", "name": "f", "parameters": {}, "meta": {}}]},
+            "session.tools[0].meta",  # what livekit-agents 1.2.6 once sent (agents#3210)
+        ),
+    ],
+)
+async def test_unknown_session_field_is_refused_and_nothing_applied(
+    realtime_server: FakeRealtimeServer, bad_update: dict[str, Any], param: str
+) -> None:
+    async with raw_client(realtime_server) as client:
+        await client.send(
+            {
+                "type": "session.update",
+                "event_id": "evt_bad_update",
+                "session": {"type": "realtime", "instructions": "Never applied.", **bad_update},
+            }
+        )
+        error = await client.next()
+        # the session is still open and takes a valid update afterwards
+        await client.send(
+            {"type": "session.update", "session": {"type": "realtime", "instructions": "Applied."}}
+        )
+        updated = await client.next()
+
+    assert error == {
+        "type": "error",
+        "event_id": error["event_id"],  # the server's own id for the error event
+        "error": {
+            "type": "invalid_request_error",
+            "code": "unknown_parameter",
+            "message": f"Unknown parameter: '{param}'.",
+            "param": param,
+            "event_id": "evt_bad_update",
+        },
+    }
+    assert updated["type"] == "session.updated"
+    session = realtime_server.connections[0].session
+    assert updated["session"] == session
+    assert session["instructions"] == "Applied."
+    assert "voice" not in session and session["tools"] == []
+    assert session["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 200  # default
+    assert "silence_ms" not in session["audio"]["input"]["turn_detection"]
+    assert len(realtime_server.sent_of("session.updated")) == 1  # only the valid update's
+    assert_speaks_openai_protocol(realtime_server)
+
+
+@pytest.mark.parametrize(
+    ("session", "code", "message"),
+    [
+        ({"instructions": "No type."}, "missing_required_parameter", "Missing required parameter"),
+        ({"type": "transcription"}, "invalid_value", "Invalid value: 'transcription'"),
+    ],
+)
+async def test_session_update_needs_type_realtime(
+    realtime_server: FakeRealtimeServer, session: dict[str, Any], code: str, message: str
+) -> None:
+    async with raw_client(realtime_server) as client:
+        await client.send({"type": "session.update", "event_id": "evt_1", "session": session})
+        error = (await client.next("error"))["error"]
+        await client.send({"type": "session.update", "session": {"type": "realtime"}})
+        await client.next("session.updated")  # still open
+
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        code,
+        "session.type",
+    )
+    assert error["message"].startswith(message) and error["event_id"] == "evt_1"
+    assert realtime_server.connections[0].session["instructions"] == ""  # not applied
+
+
+async def test_everything_livekit_sends_is_accepted(realtime_server: FakeRealtimeServer) -> None:
+    """The client's session.update and item events, with most options set, pass validation."""
+    agent = WeatherAgent()
+    async with agent_session(
+        realtime_server,
+        agent=agent,
+        model="gpt-realtime-mini",
+        voice="cedar",
+        modalities=["text"],
+        input_audio_transcription=AudioTranscription(model="gpt-4o-transcribe", language="en"),
+        input_audio_noise_reduction="near_field",
+        turn_detection=ServerVad(
+            type="server_vad", threshold=0.6, prefix_padding_ms=200, silence_duration_ms=400
+        ),
+        tool_choice="auto",
+        speed=1.1,
+        tracing="auto",
+        truncation="disabled",
+        reasoning=RealtimeReasoning(effort="low"),
+    ) as (session, _):
+        await session.run(user_input="hello")
+        await agent.update_instructions("New instructions.")
+        await realtime_server.wait_for_sent("session.updated", count=4)
+
+    updates = realtime_server.received_of("session.update")
+    assert len(updates) == 4  # options, tools, instructions, our update
+    assert realtime_server.sent_of("error") == []
+    assert len(realtime_server.sent_of("session.updated")) == 4
+    session_state = realtime_server.connections[0].session
+    assert [t["name"] for t in session_state["tools"]] == ["get_weather"]
+    assert session_state["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 400
+    assert session_state["instructions"] == "New instructions."
+
+
+# -- scripted function calls -------------------------------------------------------------------
+
+
+async def test_scripted_function_call_runs_the_tool_then_replies(
+    realtime_server: FakeRealtimeServer,
+) -> None:
+    realtime_server.script.replies.extend(
+        [
+            FunctionCall(name="get_weather", arguments={"city": "Paris", "days": 3}),
+            "It will be sunny in Paris.",
+        ]
+    )
+    agent = WeatherAgent()
+    async with agent_session(realtime_server, agent=agent) as (session, _):
+        result: RunResult[None] = await session.run(user_input="Weather in Paris?")
+
+    assert agent.calls == [("Paris", 3)]
+    result.expect.next_event().is_function_call(
+        name="get_weather", arguments={"city": "Paris", "days": 3}
+    )
+    result.expect.next_event().is_function_call_output(output="Sunny in Paris for 3 days")
+    assert next_reply(result).text_content == "It will be sunny in Paris."
+    result.expect.no_more_events()
+
+    # the call streamed as the service streams one
+    sent = realtime_server.connections[0].sent
+    first_done = next(i for i, e in enumerate(sent) if e["type"] == "response.done")
+    first_created = next(i for i, e in enumerate(sent) if e["type"] == "response.created")
+    kinds = [e["type"] for e in sent[first_created : first_done + 1]]
+    deltas = [e for e in sent if e["type"] == "response.function_call_arguments.delta"]
+    assert kinds == [
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.added",
+        *["response.function_call_arguments.delta"] * len(deltas),
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "conversation.item.done",
+        "response.done",
+    ]
+    assert len(deltas) > 1
+    assert json.loads("".join(d["delta"] for d in deltas)) == {"city": "Paris", "days": 3}
+    added = realtime_server.sent_of("response.output_item.added")[0]["item"]
+    assert (added["type"], added["name"], added["status"]) == (
+        "function_call",
+        "get_weather",
+        "in_progress",
+    )
+    call = sent[first_done]["response"]["output"]
+    assert [(c["type"], c["status"], c["call_id"]) for c in call] == [
+        ("function_call", "completed", added["call_id"])
+    ]
+    # the tool's output went back under that call id, then the client asked for the reply
+    received = realtime_server.connections[0].received
+    output_at, output = next(
+        (i, e["item"])
+        for i, e in enumerate(received)
+        if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"
+    )
+    assert output["call_id"] == added["call_id"]
+    assert output["output"] == "Sunny in Paris for 3 days"
+    creates = [i for i, e in enumerate(received) if e["type"] == "response.create"]
+    assert len(creates) == 2 and creates[0] < output_at < creates[1]
+    assert realtime_server.sent_of("error") == []
+    assert_speaks_openai_protocol(realtime_server)
+
+
+async def test_parallel_calls_and_function_call_output_checks(
+    realtime_server: FakeRealtimeServer,
+) -> None:
+    realtime_server.script.replies.append(
+        [
+            FunctionCall(name="lookup", arguments={"q": "a"}, call_id="call_a"),
+            FunctionCall(name="lookup", arguments='{"q": "b"}'),
+        ]
+    )
+    async with raw_client(realtime_server) as client:
+        await client.send({"type": "response.create"})
+        events = await client.until("response.done")
+
+        async def create(item: dict[str, Any], event_id: str) -> dict[str, Any]:
+            await client.send(
+                {"type": "conversation.item.create", "event_id": event_id, "item": item}
+            )
+            return await client.next()
+
+        unknown = await create(
+            {"type": "function_call_output", "call_id": "call_nope", "output": "x"}, "evt_unknown"
+        )
+        no_output = await create(
+            {"type": "function_call_output", "call_id": "call_a"}, "evt_no_out"
+        )
+        first = await create(
+            {"type": "function_call_output", "call_id": "call_a", "output": "1"}, "evt_a"
+        )
+        second_id = events[-1]["response"]["output"][1]["call_id"]
+        await create({"type": "function_call_output", "call_id": second_id, "output": "2"}, "evt_b")
+        await client.send({"type": "response.create"})
+        reply = await client.next("response.done")
+
+    done = [e for e in events if e["type"] == "response.output_item.done"]
+    assert [(d["output_index"], d["item"]["arguments"]) for d in done] == [
+        (0, '{"q": "a"}'),
+        (1, '{"q": "b"}'),
+    ]
+    assert done[0]["item"]["call_id"] == "call_a"
+    assert second_id.startswith("call_") and second_id != "call_a"
+    assert [o["call_id"] for o in events[-1]["response"]["output"]] == ["call_a", second_id]
+    assert unknown["error"] == {
+        "type": "invalid_request_error",
+        "code": "invalid_tool_call_id",
+        "message": "Tool call ID 'call_nope' not found in conversation.",
+        "param": None,
+        "event_id": "evt_unknown",
+    }
+    assert no_output["error"]["code"] == "missing_required_parameter"
+    assert no_output["error"]["param"] == "item.output"
+    assert no_output["error"]["event_id"] == "evt_no_out"
+    assert first["type"] == "conversation.item.added"
+    assert first["item"]["call_id"] == "call_a"
+    # the refused outputs never entered the conversation
+    outputs = [
+        i for i in realtime_server.connections[0].items if i["type"] == "function_call_output"
+    ]
+    assert [o["output"] for o in outputs] == ["1", "2"]
+    # with nothing scripted, the reply reports what the tools returned
+    [message] = reply["response"]["output"]
+    assert message["content"][0]["transcript"] == "The tool said: 1; 2."
+    assert_speaks_openai_protocol(realtime_server)
+
+
+def test_script_file_syntax_for_function_calls(tmp_path: Path) -> None:
+    path = tmp_path / "script.json"
+    path.write_text(
+        json.dumps(
+            {
+                "replies": [
+                    {"name": "get_weather", "arguments": {"city": "Paris", "days": 3}},
+                    "It will be sunny in Paris.",
+                    [{"name": "a"}, {"name": "b", "arguments": "{}", "call_id": "call_b"}],
+                ]
+            }
+        )
+    )
+    script = Script.from_file(path)
+    assert list(script.replies) == [
+        FunctionCall(name="get_weather", arguments='{"city": "Paris", "days": 3}'),
+        "It will be sunny in Paris.",
+        [FunctionCall(name="a"), FunctionCall(name="b", call_id="call_b")],
+    ]
+    # a misspelt key, an empty list of calls, a call without a name
+    bad_entries: list[Any] = [{"name": "f", "argument": {}}, [], {"arguments": "{}"}]
+    for bad in bad_entries:
+        path.write_text(json.dumps({"replies": [bad]}))
+        with pytest.raises(ValidationError):
+            Script.from_file(path)
 
 
 # -- usage ------------------------------------------------------------------------------------

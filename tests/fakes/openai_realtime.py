@@ -23,9 +23,19 @@ As a subprocess (prints the base URL on the first line of stdout, then serves un
 What it implements (one conversation per websocket, as on the real service):
 
 - `session.created` on connect; `session.update` is merged into the session and answered with
-  `session.updated` carrying the whole session.
+  `session.updated` carrying the whole session. It is checked first, as the GA service checks it,
+  against the request types of the installed `openai` package (`RealtimeSessionCreateRequestParam`
+  and the TypedDicts it nests, through unions, lists and `type` discriminators): a key they do not
+  declare gets `error` {type `invalid_request_error`, code `unknown_parameter`, param the dotted
+  path such as `session.voice`, `session.audio.input.turn_detection.x`, `session.tools[0].meta`,
+  message "Unknown parameter: '<param>'.", event_id the client's}; `session.type` is required
+  (`missing_required_parameter`) and must be "realtime" (`invalid_value`: transcription sessions
+  are not served). A refused update changes nothing and the connection stays open.
 - `conversation.item.create` / `.delete` / `.truncate` -> `conversation.item.added` + `.done`,
-  `.deleted`, `.truncated`; errors for duplicate or unknown ids.
+  `.deleted`, `.truncated`; errors for duplicate or unknown ids, for a key the item's type
+  requires (`missing_required_parameter`, e.g. `item.call_id`, `item.output`, `item.content`),
+  and for a `function_call_output` whose `call_id` names no `function_call` in the conversation
+  (`invalid_tool_call_id`, "Tool call ID '<id>' not found in conversation.", param null).
 - `input_audio_buffer.append` with server VAD (an energy gate on the PCM16 24 kHz audio, using the
   session's `silence_duration_ms` and `prefix_padding_ms`): `speech_started`, `speech_stopped`,
   `committed`, the user item, then the scripted input transcription (`...transcription.delta` /
@@ -37,18 +47,35 @@ What it implements (one conversation per websocket, as on the real service):
   `..._done` events, `conversation.item.done` and `response.done` with usage. Text modality
   streams `response.output_text.delta` instead. `response.cancel` ends the active response with
   status `cancelled`; new speech does the same while `interrupt_response` is on.
+- A scripted function call instead: `response.created`, then per call `response.output_item.added`
+  (item type `function_call`, `name`, `call_id`, status `in_progress`, arguments ""),
+  `conversation.item.added`, `response.function_call_arguments.delta` (8 characters each),
+  `.done` (name, call_id, arguments), `response.output_item.done` (the item `completed` with its
+  arguments) and `conversation.item.done`; then `response.done` whose `output` lists the calls.
+  The client answers with `conversation.item.create` {item: {type `function_call_output`,
+  call_id, output}} and `response.create`, which gets the next reply.
 
 Scripting (mutate `server.script`, a `Script`, at any time; the subprocess loads it from JSON):
 
 - `replies`: canned replies, used first in order; then `reply_rule(ReplyContext)` (default
-  `default_reply`: "You said: <text>." for an unanswered user turn, else `GREETING`).
+  `default_reply`: "The tool said: <outputs joined by '; '>." right after function outputs,
+  "You said: <text>." for an unanswered user turn, else `GREETING`). A reply is one of
+    - a string: the words of a spoken (or text) reply;
+    - a function call, `FunctionCall(name=..., arguments=..., call_id=None)`, in JSON
+      `{"name": "get_weather", "arguments": {"city": "Paris"}}`: `arguments` is a JSON object
+      (serialized by the stand-in) or a string sent verbatim; `call_id` defaults to `call_...`;
+    - a non-empty list of function calls: one response with several calls (output_index 0, 1...).
+  So `{"replies": [{"name": "get_weather", "arguments": {"city": "Paris"}}, "Sunny in Paris."]}`
+  calls the tool on the first turn and speaks once its output is back. The rule may return any
+  of these; `ReplyContext.function_outputs` holds the outputs answered since the last message.
 - `transcripts`: transcriptions of committed audio, in order; then `default_transcript`.
 - `ms_per_char` (reply audio length), `chunk_ms` (audio per delta), `tone_hz` (0 = silence),
   `delta_delay_s` (pause between deltas, to leave room for interruptions).
 - `fail_connections`: refuse the next N websocket handshakes with HTTP 503.
 - `fail_responses`: `ScriptedError`s answering the next `response.create`s, as an `error` event
   (default) or as a response that ends `failed`.
-- `drop_mid_response`: drop the socket after this many audio deltas of the next response.
+- `drop_mid_response`: drop the socket after this many audio deltas of the next response
+  (a response of function calls leaves it for the next spoken one).
 - `api_key`: when set, any other bearer key gets an `invalid_api_key` error and a close.
 
 At any time: `await server.send_error(...)` pushes an `error` event to every open connection and
@@ -62,7 +89,7 @@ events), `wait_for_sent(type, count=1)` (server events), `wait_for_connections(n
 
 Usage in `response.done` is deterministic: text is 1 token per 4 characters (rounded up), input
 audio 10 tokens per second, output audio 20 tokens per second; input counts the conversation and
-instructions at response time.
+instructions at response time (function call arguments and outputs count as text).
 """
 
 from __future__ import annotations
@@ -70,23 +97,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections.abc
 import contextlib
 import copy
+import functools
 import itertools
 import json
 import math
 import re
 import signal
+import types
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias, Union
 
 import numpy as np
 import pytest_asyncio
+import typing_extensions
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from openai.types.realtime import RealtimeSessionCreateRequestParam
+from openai.types.realtime.conversation_item_param import ConversationItemParam
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SAMPLE_RATE = 24_000
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # PCM16 mono
@@ -97,20 +130,49 @@ TONE_AMPLITUDE = 0.3
 GREETING = "Hello! How can I help you today?"
 DEFAULT_MODEL = "gpt-realtime"
 WAIT_TIMEOUT_S = 5.0
+ARGUMENTS_DELTA_CHARS = 8  # function call arguments per `response.function_call_arguments.delta`
+MAX_CALL_ID_CHARS = 32  # the service's limit on call ids
 
 Event = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class ReplyContext:
-    """What a reply rule sees: the user's unanswered text (None for a greeting) and instructions."""
+    """What a reply rule sees: the user's unanswered text (None for a greeting), instructions,
+    and the outputs of the function calls answered since the last message (in order)."""
 
     user_text: str | None
     instructions: str | None
     response_number: int
+    function_outputs: tuple[str, ...] = ()
 
 
-def default_reply(ctx: ReplyContext) -> str:
+class FunctionCall(BaseModel):
+    """A scripted tool call: the response calls `name` with `arguments` instead of speaking.
+
+    `arguments` is a JSON object (the stand-in serializes it) or a string sent verbatim (normally
+    JSON text; anything else scripts a malformed call). `call_id` defaults to a fresh `call_...`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    arguments: str = "{}"
+    call_id: str | None = Field(default=None, min_length=1, max_length=MAX_CALL_ID_CHARS)
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _serialize_object(cls, value: Any) -> Any:
+        return json.dumps(value) if isinstance(value, dict) else value
+
+
+Reply: TypeAlias = str | FunctionCall | Annotated[list[FunctionCall], Field(min_length=1)]
+"""One response: spoken (or text) words, one function call, or several calls in one response."""
+
+
+def default_reply(ctx: ReplyContext) -> Reply:
+    if ctx.function_outputs:
+        return f"The tool said: {'; '.join(ctx.function_outputs)}."
     return f"You said: {ctx.user_text}." if ctx.user_text else GREETING
 
 
@@ -132,8 +194,8 @@ class Script(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    replies: deque[str] = Field(default_factory=deque)
-    reply_rule: Callable[[ReplyContext], str] = Field(default=default_reply, exclude=True)
+    replies: deque[Reply] = Field(default_factory=deque)
+    reply_rule: Callable[[ReplyContext], Reply] = Field(default=default_reply, exclude=True)
     transcripts: deque[str] = Field(default_factory=deque)
     default_transcript: str = "hello"
     ms_per_char: int = Field(default=20, ge=1)
@@ -149,8 +211,14 @@ class Script(BaseModel):
     def from_file(cls, path: Path) -> Script:
         return cls.model_validate_json(path.read_text())
 
-    def next_reply(self, ctx: ReplyContext) -> str:
-        return self.replies.popleft() if self.replies else self.reply_rule(ctx)
+    def next_reply(self, ctx: ReplyContext) -> str | list[FunctionCall]:
+        """The next reply: words, or the function calls of one response (never an empty list)."""
+        reply = self.replies.popleft() if self.replies else self.reply_rule(ctx)
+        if isinstance(reply, FunctionCall):
+            return [reply]
+        if isinstance(reply, list) and not reply:
+            raise ValueError("a reply of function calls needs at least one FunctionCall")
+        return reply
 
     def next_transcript(self) -> str:
         return self.transcripts.popleft() if self.transcripts else self.default_transcript
@@ -192,6 +260,129 @@ def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
             into[key] = copy.deepcopy(value)
 
 
+# -- request validation, against the request shapes of the installed `openai` package ---------
+#
+# The package's `...Param` TypedDicts are generated from OpenAI's API specification, so their keys
+# are the parameters the service knows. Walking them (through unions, lists and nested objects)
+# finds what the service would answer `unknown_parameter` or `missing_required_parameter` to.
+
+_MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
+_SEQUENCES = (list, collections.abc.Sequence, collections.abc.Iterable)
+_QUALIFIERS = (typing_extensions.Required, typing_extensions.NotRequired, Annotated)
+_FREE_FORM = (Any, object, dict)
+
+
+@dataclass(frozen=True)
+class _Field:
+    annotation: Any
+    required: bool
+
+
+@functools.cache
+def _fields(shape: type) -> dict[str, _Field]:
+    """A TypedDict's keys, in declaration order, with their annotations and requiredness."""
+    hints = typing_extensions.get_type_hints(shape, include_extras=True)
+    fields: dict[str, _Field] = {}
+    for key, hint in hints.items():
+        required = bool(getattr(shape, "__total__", True))
+        origin: Any = typing_extensions.get_origin(hint)
+        while origin in _QUALIFIERS:
+            if origin is typing_extensions.Required:
+                required = True
+            elif origin is typing_extensions.NotRequired:
+                required = False
+            hint = typing_extensions.get_args(hint)[0]
+            origin = typing_extensions.get_origin(hint)
+        fields[key] = _Field(hint, required)
+    return fields
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The alternatives of a Union / Optional (the annotation itself otherwise)."""
+    if typing_extensions.get_origin(annotation) in (Union, types.UnionType):
+        return [m for arg in typing_extensions.get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _accepts(shape: type, key: str, value: Any) -> bool:
+    """Whether `shape` declares `key` as a Literal that admits `value` (a discriminator)."""
+    declared = _fields(shape).get(key)
+    if declared is None:
+        return False
+    literals = [
+        m for m in _members(declared.annotation) if typing_extensions.get_origin(m) is Literal
+    ]
+    return any(value in typing_extensions.get_args(lit) for lit in literals)
+
+
+def _narrow(value: dict[str, Any], shapes: list[type]) -> list[type]:
+    """The shapes `value` can be, told apart by its `type` (and, for messages, `role`)."""
+    for key in ("type", "role"):
+        if key in value and (matching := [s for s in shapes if _accepts(s, key, value[key])]):
+            shapes = matching
+    return shapes
+
+
+def _unknown_parameter(value: Any, annotation: Any, path: str) -> str | None:
+    """The path (`session.audio.input.x`, `session.tools[0].x`) of the first key in `value`
+    that its annotation does not declare, or None. Free-form parts (`object`, `Dict[str, ...]`)
+    are not looked into."""
+    return _unknown_in(value, _members(annotation), path)
+
+
+def _unknown_in(value: Any, members: list[Any], path: str) -> str | None:
+    if isinstance(value, dict):
+        if any(m in _FREE_FORM or typing_extensions.get_origin(m) in _MAPPINGS for m in members):
+            return None
+        shapes = [m for m in members if typing_extensions.is_typeddict(m)]
+        return _unknown_in_object(value, _narrow(value, shapes), path) if shapes else None
+    if isinstance(value, list):
+        elements = [
+            element
+            for m in members
+            if typing_extensions.get_origin(m) in _SEQUENCES
+            for arg in typing_extensions.get_args(m)[:1]
+            for element in _members(arg)
+        ]
+        for index, entry in enumerate(value if elements else []):
+            if found := _unknown_in(entry, elements, f"{path}[{index}]"):
+                return found
+    return None
+
+
+def _unknown_in_object(value: dict[str, Any], shapes: list[type], path: str) -> str | None:
+    """None if `value` fits one of `shapes`; else its first unknown key in the closest shape."""
+    ranked = sorted(shapes, key=lambda s: sum(k not in _fields(s) for k in value))
+    first: str | None = None
+    for shape in ranked:
+        fields = _fields(shape)
+        found = next((f"{path}.{k}" for k in value if k not in fields), None)
+        for key, entry in value.items():
+            if found is not None:
+                break
+            found = _unknown_parameter(entry, fields[key].annotation, f"{path}.{key}")
+        if found is None:
+            return None
+        first = first or found
+    return first
+
+
+def _missing_parameter(value: dict[str, Any], shapes: list[type], path: str) -> str | None:
+    """The path of the first key that every shape `value` can be requires and it lacks."""
+    candidates = _narrow(value, shapes)
+    for key, declared in _fields(candidates[0]).items():
+        required = declared.required and all(
+            key in _fields(s) and _fields(s)[key].required for s in candidates
+        )
+        if required and key not in value:
+            return f"{path}.{key}"
+    return None
+
+
+_SESSION_SHAPE: type = RealtimeSessionCreateRequestParam
+_ITEM_SHAPES: list[type] = [m for m in _members(ConversationItemParam) if isinstance(m, type)]
+
+
 def _default_session(model: str, session_id: str) -> dict[str, Any]:
     pcm = {"type": "audio/pcm", "rate": SAMPLE_RATE}
     return {
@@ -229,6 +420,11 @@ def _default_session(model: str, session_id: str) -> dict[str, Any]:
 
 
 def _item_text(item: Event) -> str:
+    """The text an item puts in the model's context (function calls: arguments and output)."""
+    if item.get("type") == "function_call":
+        return str(item.get("arguments") or "")
+    if item.get("type") == "function_call_output":
+        return str(item.get("output") or "")
     parts = item.get("content") or []
     return "".join(p.get("text") or p.get("transcript") or "" for p in parts)
 
@@ -275,14 +471,16 @@ class _EnergyVad:
 @dataclass
 class _Response:
     id: str
-    item_id: str
+    item_id: str  # the assistant message's (a reply of function calls gives each call its own)
     modalities: list[str]
     metadata: Any
     instructions: str | None
-    reply: str
+    reply: str | list[FunctionCall]
     cancel_reason: Literal["client_cancelled", "turn_detected"] | None = None
     transcript: str = ""
     audio_ms: int = 0
+    output: list[Event] = field(default_factory=list)  # finished output items, in order
+    own_items: set[str] = field(default_factory=set)  # ids of the items this response added
 
 
 @dataclass
@@ -368,18 +566,41 @@ class RealtimeConnection:
     # -- session ----------------------------------------------------------------------------
 
     async def _session_update(self, event: Event) -> None:
-        update = event.get("session") or {}
-        if update.get("type") != "realtime":
+        """Validate like the service (nothing is applied on an error), then merge."""
+        update = event.get("session")
+        if not isinstance(update, dict) or "type" not in update:
+            param = "session.type" if isinstance(update, dict) else "session"
+            await self._missing_parameter_error(param, event)
+            return
+        if update["type"] != "realtime":  # "transcription" sessions are not served here
             await self.send_error(
                 type="invalid_request_error",
-                code="missing_required_parameter",
-                message="Missing required parameter: 'session.type'.",
+                code="invalid_value",
+                message=f"Invalid value: '{update['type']}'. Supported values are: 'realtime'.",
                 param="session.type",
+                event_id=event.get("event_id"),
+            )
+            return
+        if unknown := _unknown_parameter(update, _SESSION_SHAPE, "session"):
+            await self.send_error(
+                type="invalid_request_error",
+                code="unknown_parameter",
+                message=f"Unknown parameter: '{unknown}'.",
+                param=unknown,
                 event_id=event.get("event_id"),
             )
             return
         _merge(self.session, update)
         await self.send({"type": "session.updated", "session": self.session})
+
+    async def _missing_parameter_error(self, param: str, event: Event) -> None:
+        await self.send_error(
+            type="invalid_request_error",
+            code="missing_required_parameter",
+            message=f"Missing required parameter: '{param}'.",
+            param=param,
+            event_id=event.get("event_id"),
+        )
 
     @property
     def _turn_detection(self) -> dict[str, Any] | None:
@@ -391,6 +612,11 @@ class RealtimeConnection:
         return self.session["audio"]["input"].get("transcription") is not None
 
     # -- conversation -----------------------------------------------------------------------
+
+    def _has_call(self, call_id: Any) -> bool:
+        return any(
+            it.get("type") == "function_call" and it.get("call_id") == call_id for it in self.items
+        )
 
     def _index_of(self, item_id: str) -> int | None:
         return next((i for i, it in enumerate(self.items) if it["id"] == item_id), None)
@@ -415,7 +641,32 @@ class RealtimeConnection:
         await self.send({"type": type, "previous_item_id": previous, "item": item})
 
     async def _item_create(self, event: Event) -> None:
-        item = dict(event.get("item") or {})
+        item = event.get("item")
+        if not isinstance(item, dict):
+            await self._missing_parameter_error("item", event)
+            return
+        if missing := _missing_parameter(item, _ITEM_SHAPES, "item"):
+            await self._missing_parameter_error(missing, event)
+            return
+        if not any(_accepts(shape, "type", item["type"]) for shape in _ITEM_SHAPES):
+            await self.send_error(
+                type="invalid_request_error",
+                code="invalid_value",
+                message=f"Invalid value: '{item['type']}'. Unsupported item type.",
+                param="item.type",
+                event_id=event.get("event_id"),
+            )
+            return
+        call_id = item.get("call_id")
+        if item["type"] == "function_call_output" and not self._has_call(call_id):
+            await self.send_error(  # what the service answers (its param stays null)
+                type="invalid_request_error",
+                code="invalid_tool_call_id",
+                message=f"Tool call ID '{call_id}' not found in conversation.",
+                event_id=event.get("event_id"),
+            )
+            return
+        item = dict(item)
         item.setdefault("id", self._id("item"))
         previous = event.get("previous_item_id")
         if self._index_of(item["id"]) is not None:
@@ -580,6 +831,16 @@ class RealtimeConnection:
 
     # -- responses --------------------------------------------------------------------------
 
+    def _function_outputs(self) -> tuple[str, ...]:
+        """Outputs of the function calls answered since the last message, oldest first."""
+        outputs: list[str] = []
+        for item in reversed(self.items):
+            if item.get("type") == "message":
+                break
+            if item.get("type") == "function_call_output":
+                outputs.append(str(item.get("output") or ""))
+        return tuple(reversed(outputs))
+
     def _unanswered_user_text(self) -> str | None:
         for item in reversed(self.items):
             if item.get("type") != "message":
@@ -630,7 +891,9 @@ class RealtimeConnection:
             return
         number = self.server.next_response_number()
         instructions = params.get("instructions") or self.session.get("instructions") or None
-        ctx = ReplyContext(self._unanswered_user_text(), instructions, number)
+        ctx = ReplyContext(
+            self._unanswered_user_text(), instructions, number, self._function_outputs()
+        )
         self.response = _Response(
             id=self._id("resp"),
             item_id=self._id("item"),
@@ -701,6 +964,11 @@ class RealtimeConnection:
 
     async def _stream(self, resp: _Response) -> None:
         """Stream one response; stop early on cancel or a scripted drop."""
+        if isinstance(resp.reply, list):
+            await self._stream_calls(resp, resp.reply)
+            return
+        assert isinstance(resp.reply, str)
+        resp.own_items.add(resp.item_id)
         audio = "audio" in resp.modalities
         ids: Event = {"response_id": resp.id, "item_id": resp.item_id, "output_index": 0}
         item = self._assistant_item(resp, "in_progress")
@@ -740,6 +1008,76 @@ class RealtimeConnection:
             await asyncio.sleep(self.script.delta_delay_s)
         await self._finish(resp, ids)
 
+    async def _stream_calls(self, resp: _Response, calls: list[FunctionCall]) -> None:
+        """One `function_call` output item per call, its arguments streamed in deltas."""
+        for index, call in enumerate(calls):
+            if resp.cancel_reason is not None:
+                break
+            item_id = self._id("item")
+            resp.own_items.add(item_id)
+            call_id = call.call_id or self._id("call")
+            ids: Event = {"response_id": resp.id, "item_id": item_id, "output_index": index}
+            item: Event = {
+                "id": item_id,
+                "type": "function_call",
+                "object": "realtime.item",
+                "status": "in_progress",
+                "name": call.name,
+                "call_id": call_id,
+                "arguments": "",
+            }
+            await self.send({"type": "response.output_item.added", **ids, "item": item})
+            await self._add_item(dict(item))
+            arguments = ""
+            for start in range(0, len(call.arguments), ARGUMENTS_DELTA_CHARS):
+                if resp.cancel_reason is not None:
+                    break
+                delta = call.arguments[start : start + ARGUMENTS_DELTA_CHARS]
+                arguments += delta
+                await self.send(
+                    {
+                        "type": "response.function_call_arguments.delta",
+                        **ids,
+                        "call_id": call_id,
+                        "delta": delta,
+                    }
+                )
+                await asyncio.sleep(self.script.delta_delay_s)
+            cancelled = resp.cancel_reason is not None
+            if not cancelled:
+                await self.send(
+                    {
+                        "type": "response.function_call_arguments.done",
+                        **ids,
+                        "call_id": call_id,
+                        "name": call.name,
+                        "arguments": arguments,
+                    }
+                )
+            status = "incomplete" if cancelled else "completed"
+            await self._finish_item(resp, ids, {**item, "status": status, "arguments": arguments})
+        await self._done(resp)
+
+    async def _finish_item(self, resp: _Response, ids: Event, item: Event) -> None:
+        """`response.output_item.done`, and the conversation's copy of the item completed."""
+        index = self._index_of(item["id"])
+        if index is not None:  # the client may have deleted it meanwhile
+            self.items[index] = item
+        resp.output.append(item)
+        await self.send({"type": "response.output_item.done", **ids, "item": item})
+        if index is not None:
+            await self._announce("conversation.item.done", item)
+
+    async def _done(self, resp: _Response) -> None:
+        cancelled = resp.cancel_reason is not None
+        done = self._response_object("cancelled" if cancelled else "completed", resp.output)
+        if cancelled:
+            done["status_details"] = {"type": "cancelled", "reason": resp.cancel_reason}
+        done["usage"] = self._usage(resp)
+        self.response = None
+        self.response_task = None
+        await self.send({"type": "response.done", "response": done})
+
     def _audio_chunks(self, reply: str) -> list[bytes]:
         pcm = tone(self.script.audio_ms(reply), self.script.tone_hz)
         size = self.script.chunk_ms * BYTES_PER_MS
@@ -773,30 +1111,22 @@ class RealtimeConnection:
         )
         cancelled = resp.cancel_reason is not None
         item = self._assistant_item(resp, "incomplete" if cancelled else "completed")
-        index = self._index_of(resp.item_id)
-        if index is not None:  # the client may have deleted it meanwhile
-            self.items[index] = item
         self.item_audio_ms[resp.item_id] = resp.audio_ms
-        await self.send({"type": "response.output_item.done", **ids, "item": item})
-        if index is not None:
-            await self._announce("conversation.item.done", item)
-        done = self._response_object("cancelled" if cancelled else "completed", [item])
-        if cancelled:
-            done["status_details"] = {"type": "cancelled", "reason": resp.cancel_reason}
-        done["usage"] = self._usage(resp)
-        self.response = None
-        self.response_task = None
-        await self.send({"type": "response.done", "response": done})
+        await self._finish_item(resp, ids, item)
+        await self._done(resp)
 
     def _usage(self, resp: _Response) -> Event:
         """Deterministic token counts (see the module docstring for the rates)."""
         input_text = text_tokens(resp.instructions or "")
         input_audio = 0
         for item in self.items:
-            if item["id"] != resp.item_id:
+            if item["id"] not in resp.own_items:
                 input_text += text_tokens(_item_text(item))
                 input_audio += audio_tokens(self.item_audio_ms.get(item["id"], 0), 10)
         output_text = text_tokens(resp.transcript)
+        output_text += sum(
+            text_tokens(_item_text(it)) for it in resp.output if it["type"] != "message"
+        )
         output_audio = audio_tokens(resp.audio_ms, 20)
         return {
             "total_tokens": input_text + input_audio + output_text + output_audio,
