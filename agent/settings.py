@@ -82,7 +82,7 @@ class AgentSettings(DynamicsSettings):
     avatar_join_timeout: float = Field(default=60.0, gt=0)
 
     # --- worker sizing -------------------------------------------------------------------------
-    agent_load_threshold: float = Field(default=0.75, gt=0, le=1)
+    agent_load_threshold: float = Field(default=0.75, gt=0)  # inf: never refuse for load
     agent_idle_processes: int | None = Field(default=None, ge=0)
     agent_init_timeout: float | None = Field(default=None, gt=0)
     agent_memory_warn_mb: float = Field(default=1500, ge=0)

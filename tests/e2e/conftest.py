@@ -62,7 +62,7 @@ class Stack:
             "AGENT_NAME": self.agent_name,
             "LOG_FORMAT": "json",
             # a busy CI machine would otherwise look overloaded and refuse jobs
-            "AGENT_LOAD_THRESHOLD": "1",
+            "AGENT_LOAD_THRESHOLD": "inf",
             "AGENT_IDLE_PROCESSES": "1",
             "AGENT_HTTP_PORT": "0",
             "AGENT_DRAIN_TIMEOUT": "30",

@@ -311,6 +311,18 @@ class User:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def agent_identity(user: User) -> str | None:
+    """The agent participant the user sees (the avatar, also of kind agent, publishes on its
+    behalf and says so in `lk.publish_on_behalf`)."""
+    for participant in user.room.remote_participants.values():
+        if (
+            participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+            and "lk.publish_on_behalf" not in participant.attributes
+        ):
+            return participant.identity
+    return None
+
+
 def speech_frame(index: int, *, loud: bool = True) -> rtc.AudioFrame:
     """10 ms of a vowel-like sound (150 Hz and harmonics, 4 Hz syllables) or of silence."""
     frame = rtc.AudioFrame.create(RATE, 1, FRAME)

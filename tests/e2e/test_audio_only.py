@@ -4,21 +4,13 @@ greeting audio and transcript, a spoken turn and its reply, and the webhooks it 
 from __future__ import annotations
 
 import pytest
-from livekit import rtc
 
 from tests.e2e.conftest import WEBHOOK_SECRET, Stack
-from tests.e2e.harness import User
+from tests.e2e.harness import agent_identity
 from tests.fakes.openai_realtime import GREETING
 from webhooks.signatures import verify_bithuman_signature
 
 pytestmark = pytest.mark.e2e
-
-AGENT_KIND = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-
-
-def agent_identity(user: User) -> str | None:
-    agents = [p.identity for p in user.room.remote_participants.values() if p.kind == AGENT_KIND]
-    return agents[0] if agents else None
 
 
 async def test_greeting_then_a_spoken_turn_and_its_webhooks(stack: Stack) -> None:
