@@ -9,11 +9,11 @@ import aiohttp
 from livekit import api
 
 
-async def refusal(url: str, api_key: str, api_secret: str, *, timeout: float = 5.0) -> str | None:
+async def refusal(url: str, api_key: str, api_secret: str, *, within: float = 5.0) -> str | None:
     """Why the LiveKit server at `url` refuses these credentials; None when it accepts them or
     cannot be asked right now (the worker's reconnection loop handles an absent server)."""
     try:
-        async with asyncio.timeout(timeout), api.LiveKitAPI(url, api_key, api_secret) as lkapi:
+        async with asyncio.timeout(within), api.LiveKitAPI(url, api_key, api_secret) as lkapi:
             await lkapi.room.list_rooms(api.ListRoomsRequest(names=["-"]))
     except api.TwirpError as error:
         if error.status in (401, 403):
