@@ -14,8 +14,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
-from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, JobProcess
+from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, JobProcess, room_io
 from livekit.agents.voice.avatar import AvatarSession
+
+# RoomIO's own voice track, the one an audio-only session publishes; livekit offers no public
+# way to create it after the session started, which is when an avatar can leave
+from livekit.agents.voice.room_io._output import _ParticipantAudioOutput
 
 from agent.dynamics import AvatarRpc, Dynamics, LocalRuntime
 from agent.dynamics.sender import GestureTarget
@@ -175,3 +179,48 @@ async def start_gestures(
     return await Dynamics.start(
         session=session, target=target, settings=settings, agent_id=settings.gesture_agent_id
     )
+
+
+class VoiceFallback:
+    """When the avatar leaves mid-session (its service crashed, or someone removed it), the
+    agent publishes its own voice track from then on: the user loses the face, not the voice.
+    The avatar is not restarted: that is a new paid session and takes 20-30 s."""
+
+    def __init__(self, session: AgentSession[Any], room: rtc.Room, identity: str) -> None:
+        self._session = session
+        self._room = room
+        self._identity = identity
+        self._task: asyncio.Task[None] | None = None
+        self._output: _ParticipantAudioOutput | None = None
+        room.on("participant_disconnected", self._on_disconnected)
+
+    def _on_disconnected(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity != self._identity or self._task is not None:
+            return
+        if not self._room.isconnected():  # the job is ending anyway
+            return
+        self._task = asyncio.create_task(self._fall_back())
+
+    async def _fall_back(self) -> None:
+        log.warning("avatar left the room, continuing audio-only", identity=self._identity)
+        # what was streaming to the avatar is lost: end that speech instead of waiting on it
+        try:
+            await self._session.interrupt()
+        except Exception as exc:
+            log.debug("interrupt after the avatar left raised", error=describe(exc))
+        options = room_io.AudioOutputOptions()
+        self._output = _ParticipantAudioOutput(
+            self._room,
+            sample_rate=options.sample_rate,
+            num_channels=options.num_channels,
+            track_publish_options=options.track_publish_options,
+        )
+        await self._output.start()
+        self._session.output.replace_audio_tail(self._output)
+
+    async def aclose(self) -> None:
+        self._room.off("participant_disconnected", self._on_disconnected)
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._output is not None:
+            await self._output.aclose()

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from livekit.agents import AgentSession, JobContext, room_io
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
 
-from agent.avatar import start_avatar, start_gestures
+from agent.avatar import VoiceFallback, start_avatar, start_gestures
 from agent.events import ConversationEvents
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
@@ -61,6 +61,9 @@ async def entrypoint(ctx: JobContext) -> None:
         room_options=room_io.RoomOptions(audio_output=avatar is None),
     )
     log.info("session started", avatar=avatar is not None)
+    if avatar is not None:
+        fallback = VoiceFallback(session, ctx.room, avatar.avatar_identity)
+        ctx.add_shutdown_callback(lambda _reason: fallback.aclose())
 
     # after the start: the optional gesture tool joins the running agent's tools
     gestures = await optional("gestures", start_gestures(session, ctx.room, avatar, settings))
