@@ -1,10 +1,12 @@
 """Agent worker figures: prewarm time, job-process memory, and job entry to listening.
 
-Runs the real `python -m agent start` against the LiveKit stand-in (tests/fakes) to measure
-the prewarm and the resident memory of an idle job process, next to a process that imports
-everything eagerly (all three plugins, the bitHuman SDK, Silero loaded). Then, in a fresh
-process, runs sessions against the OpenAI Realtime stand-in to measure the time from job entry
-(session built) to the agent listening, and the memory of a process holding one live session.
+Runs the real `python -m agent start`, from a written `.env` with nothing of ours exported,
+against a real livekit-server on 127.0.0.1 (tools/livekit-server, built by
+scripts/livekit-server.sh) to measure the prewarm and the resident memory of an idle job process,
+next to a process that imports everything eagerly (all three plugins, the bitHuman SDK, Silero
+loaded). Then, in a fresh process, runs sessions against the OpenAI Realtime stand-in to measure
+the time from job entry (session built) to the agent listening, and the memory of a process
+holding one live session.
 
     python benchmarks/agent_bench.py [--sessions 20]
 """
@@ -12,7 +14,6 @@ process, runs sessions against the OpenAI Realtime stand-in to measure the time 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -21,17 +22,21 @@ import sys
 import tempfile
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.livekit_server import FakeLiveKitServer  # noqa: E402
+from tests.e2e.harness import OUR_PREFIXES, write_env  # noqa: E402
+from tests.livekit_local import LiveKitServer, running_server, server_binary  # noqa: E402
 
 MB = 1024 * 1024
 TARGET_IDLE_MB = 220
+REGISTER_TIMEOUT_S = 120
 
 EAGER = """
 import psutil
@@ -91,25 +96,69 @@ def run_python(code: str, *args: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-async def idle_worker(preload_local_inference: bool) -> dict[str, float]:
+def require_server() -> None:
+    """Exit with the reason when tools/livekit-server is missing (pytest's skip otherwise)."""
+    import pytest
+
+    try:
+        server_binary()
+    except (pytest.skip.Exception, pytest.fail.Exception) as missing:
+        raise SystemExit(str(missing)) from None
+
+
+def log_records(log: Path) -> list[dict[str, Any]]:
+    records = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
+def first(records: list[dict[str, Any]], message: str) -> dict[str, Any] | None:
+    return next((r for r in records if r.get("message") == message), None)
+
+
+def idle_worker(lk: LiveKitServer, preload_local_inference: bool) -> dict[str, float]:
     """Start the real worker, wait for its warm job process, read its memory and prewarm."""
-    async with FakeLiveKitServer() as lk:
-        log = Path(tempfile.mkstemp(suffix=".log")[1])
-        env = os.environ | lk.env() | {
-            "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-bench", "AGENT_IDLE_PROCESSES": "1",
-            "AGENT_HTTP_PORT": "0", "AGENT_LOAD_THRESHOLD": "1",
-            "LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE": "1" if preload_local_inference else "0",
-        }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="agent-bench-") as folder:
+        write_env(
+            Path(folder),
+            lk.env()
+            | {
+                "OPENAI_API_KEY": "sk-bench",
+                "AGENT_NAME": "agent-bench",
+                "LOG_FORMAT": "json",
+                "AGENT_IDLE_PROCESSES": "1",
+                "AGENT_HTTP_PORT": "0",
+                "AGENT_LOAD_THRESHOLD": "inf",
+            },
+        )
+        # livekit reads this one from the environment only (the agent defaults it to 0)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(OUR_PREFIXES)}
+        env["LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE"] = "1" if preload_local_inference else "0"
+        log = Path(folder) / "agent.log"
         with log.open("wb") as out:
-            started = time.perf_counter()
+            started = time.time()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "agent", "start"], cwd=ROOT, env=env, stdout=out,
+                [sys.executable, "-m", "agent", "start"], cwd=folder, env=env, stdout=out,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
-            await asyncio.wait_for(lk.dispatcher.wait_for_worker(""), 120)
-            registered = time.perf_counter() - started
-            await asyncio.sleep(2)  # let the idle process settle after its prewarm
+            deadline = time.monotonic() + REGISTER_TIMEOUT_S
+            while True:  # registered, and the idle job process prewarmed
+                records = log_records(log)
+                registered = first(records, "registered worker")
+                if registered and first(records, "process initialized"):
+                    break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = log.read_text(errors="replace")[-3000:]
+                    raise SystemExit(f"the worker did not register and prewarm in time:\n{tail}")
+                time.sleep(0.05)
+            registered_at = datetime.fromisoformat(registered["timestamp"]).timestamp()
+            time.sleep(2)  # let the idle process settle after its prewarm
             job_procs = [
                 p for p in psutil.Process(proc.pid).children(recursive=True)
                 if p.ppid() != proc.pid  # the job processes are the forkserver's children
@@ -119,23 +168,21 @@ async def idle_worker(preload_local_inference: bool) -> dict[str, float]:
             main_rss = psutil.Process(proc.pid).memory_info().rss
         finally:
             proc.terminate()
-            proc.wait(30)
-        prewarm = init = None
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                event = json.loads(line)
-                if event.get("message") == "process prewarmed":
-                    prewarm = event["elapsed_s"]
-                if event.get("message") == "process initialized":
-                    init = event["elapsed_time"]
-        log.unlink()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        records = log_records(log)
+    prewarmed = first(records, "process prewarmed")
+    initialized = first(records, "process initialized")
     return {
-        "registered_s": registered,
+        "registered_s": registered_at - started,
         "idle_job_mb": max(idle) / MB if idle else float("nan"),
         "idle_job_uss_mb": max(unique) / MB if unique else float("nan"),
         "main_mb": main_rss / MB,
-        "prewarm_s": prewarm if prewarm is not None else float("nan"),
-        "init_s": init if init is not None else float("nan"),
+        "prewarm_s": prewarmed["elapsed_s"] if prewarmed else float("nan"),
+        "init_s": initialized["elapsed_time"] if initialized else float("nan"),
     }
 
 
@@ -144,13 +191,21 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     args = parser.parse_args()
 
-    worker = asyncio.run(idle_worker(preload_local_inference=False))
-    livekit_default = asyncio.run(idle_worker(preload_local_inference=True))
+    require_server()
+    with (
+        tempfile.TemporaryDirectory(prefix="livekit-") as workdir,
+        running_server(Path(workdir)) as lk,
+    ):
+        worker = idle_worker(lk, preload_local_inference=False)
+        livekit_default = idle_worker(lk, preload_local_inference=True)
     eager_mb = int(run_python(EAGER)) / MB
     sessions = json.loads(run_python(SESSIONS, str(args.sessions)))
     times = sorted(sessions["times"])
 
-    print("agent worker (python -m agent start against the LiveKit stand-in)")
+    version = subprocess.run(
+        [str(server_binary()), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    print(f"agent worker (python -m agent start against {version or 'livekit-server'})")
     print(f"  worker registered after start   {worker['registered_s']:7.2f} s")
     print(f"  prewarm (ours, in job process)  {worker['prewarm_s']:7.2f} s")
     print(f"  job process initialization      {worker['init_s']:7.2f} s  (livekit: spawn+prewarm)")
