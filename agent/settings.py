@@ -31,6 +31,33 @@ DEFAULT_PROMPT_FILE = Path(__file__).resolve().parent.parent / "config" / "perso
 BithumanModel = Literal["essence", "expression", "essence-2", "expression-2"]
 
 
+# Magic numbers of the portrait formats accepted as base64 (WebP: RIFF....WEBP).
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # base64 is too long for a file name; NUL bytes
+        return False
+
+
+def _base64_image(value: str) -> str | None:
+    """`value` as bare base64 when it encodes an image, else None."""
+    text = value.strip()
+    if text.startswith("data:"):
+        header, comma, text = text.partition(",")
+        if not comma or not header.endswith(";base64"):
+            return None
+    text = "".join(text.split())  # line breaks of a wrapped encoder
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    is_webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    return text if is_webp or data.startswith(_IMAGE_SIGNATURES) else None
+
+
 class AvatarMode(StrEnum):
     NONE = "none"
     CLOUD_AGENT = "cloud-agent"
@@ -131,13 +158,18 @@ class AgentSettings(DynamicsSettings):
     @field_validator("bithuman_avatar_image")
     @classmethod
     def _image_is_path_url_or_base64(cls, value: str | None) -> str | None:
-        if value is None or value.startswith(("http://", "https://")) or Path(value).is_file():
+        """An http(s) URL, an image file, or base64 image data (bare, wrapped over lines, or a
+        `data:image/...;base64,` URI), passed on as bare base64, the form the plugin accepts."""
+        if value is None or value.startswith(("http://", "https://")) or _is_file(value):
             return value
-        try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("expected an image file path, an http(s) URL or base64 data") from None
-        return value
+        encoded = _base64_image(value)
+        if encoded is None:
+            shown = value if len(value) <= 60 else value[:40] + "..."
+            raise ValueError(
+                f"{shown!r} is neither an http(s) URL, an existing image file, nor base64 "
+                "data of a JPEG, PNG, WebP, GIF or BMP image"
+            )
+        return encoded
 
     @field_validator("bithuman_model_path")
     @classmethod
@@ -192,6 +224,10 @@ class AgentSettings(DynamicsSettings):
         """The persona: AGENT_PROMPT, else the prompt file (read once per process)."""
         if self.agent_prompt:
             return self.agent_prompt
+        not_text = (
+            f"configuration error: AGENT_PROMPT_FILE {self.agent_prompt_file} is not UTF-8 text "
+            "(set AGENT_PROMPT or point AGENT_PROMPT_FILE at a text file)"
+        )
         try:
             text = self.agent_prompt_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
@@ -199,6 +235,10 @@ class AgentSettings(DynamicsSettings):
                 f"configuration error: AGENT_PROMPT_FILE cannot be read: {exc} "
                 "(set AGENT_PROMPT or point AGENT_PROMPT_FILE at a text file)"
             )
+        except UnicodeDecodeError:
+            fail(not_text)
+        if "\x00" in text:
+            fail(not_text)
         if not text:
             fail(f"configuration error: AGENT_PROMPT_FILE {self.agent_prompt_file} is empty")
         return text

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agent.settings import AgentSettings, AvatarMode
-from common.settings import EXIT_CONFIG_ERROR
+from common.settings import EXIT_CONFIG_ERROR, describe_error
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
@@ -120,3 +122,100 @@ def test_local_model_file_gets_a_long_process_init_timeout(
     assert settings.process_init_timeout >= 60
     monkeypatch.setenv("AGENT_INIT_TIMEOUT", "15")
     assert AgentSettings(openai_api_key="sk-x", _env_file=None).process_init_timeout == 15  # type: ignore[arg-type,call-arg]
+
+
+# A portrait's bytes: only the PNG signature matters to the settings (and to the plugin).
+PORTRAIT = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 600  # about 150 KB
+PORTRAIT_B64 = base64.b64encode(PORTRAIT).decode()
+LONG_SECRET = "a-livekit-secret-of-at-least-32-bytes"  # no HS256 key-length warning on stderr
+
+
+def avatar_image_settings(monkeypatch: pytest.MonkeyPatch, value: str) -> AgentSettings:
+    monkeypatch.setenv("BITHUMAN_API_SECRET", "sk_bh_test")
+    monkeypatch.setenv("BITHUMAN_AVATAR_IMAGE", value)
+    return AgentSettings(openai_api_key="sk-x", _env_file=None)  # type: ignore[arg-type,call-arg]
+
+
+def test_avatar_image_accepts_a_file_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    portrait = tmp_path / "face.png"
+    portrait.write_bytes(PORTRAIT)
+    settings = avatar_image_settings(monkeypatch, str(portrait))
+    assert settings.bithuman_avatar_image == str(portrait)
+    assert settings.avatar_mode is AvatarMode.CLOUD_IMAGE
+
+
+def test_avatar_image_accepts_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://cdn.example.com/portraits/face.jpg?v=2"
+    assert avatar_image_settings(monkeypatch, url).bithuman_avatar_image == url
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        PORTRAIT_B64,  # far beyond any file name's length
+        "\n".join(PORTRAIT_B64[i : i + 76] for i in range(0, len(PORTRAIT_B64), 76)) + "\n",
+        "data:image/png;base64," + PORTRAIT_B64,
+        base64.b64encode(b"\xff\xd8\xff\xe0" + b"\x00" * 5000).decode(),  # JPEG, ~6.7 KB
+    ],
+    ids=["bare", "wrapped", "data-uri", "jpeg"],
+)
+def test_avatar_image_accepts_large_base64_portraits(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    settings = avatar_image_settings(monkeypatch, value)
+    assert settings.avatar_mode is AvatarMode.CLOUD_IMAGE
+    # passed on as bare base64, the one form the bitHuman plugin accepts besides path and URL
+    assert base64.b64decode(settings.bithuman_avatar_image or "", validate=True)[:4] in (
+        PORTRAIT[:4],
+        b"\xff\xd8\xff\xe0",
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["missing-portrait.png", "portrait", "A" * 8000, "data:image/png,not-base64", "face\x00.png"],
+    ids=["missing-file", "base64-looking-name", "long-non-image", "data-uri-no-base64", "nul"],
+)
+def test_avatar_image_that_is_none_of_the_three_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("BITHUMAN_API_SECRET", "sk_bh_test")
+    monkeypatch.setenv("BITHUMAN_AVATAR_IMAGE", value.replace("\x00", ""))
+    if "\x00" in value:  # an environment cannot carry NUL: check the validator directly
+        with pytest.raises(ValueError, match="neither an http"):
+            AgentSettings._image_is_path_url_or_base64(value)
+        return
+    with pytest.raises(ValidationError) as info:
+        AgentSettings(openai_api_key="sk-x", _env_file=None)  # type: ignore[arg-type,call-arg]
+    line = describe_error(AgentSettings, info.value)
+    assert "BITHUMAN_AVATAR_IMAGE is invalid" in line and "\n" not in line
+    assert len(line) < 400, "a long value is not echoed whole"
+
+
+def test_a_long_non_image_avatar_value_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # Before: `File name too long` from the path check, as a traceback.
+    env = GOOD | {"BITHUMAN_API_SECRET": "x" * 20, "BITHUMAN_AVATAR_IMAGE": "QUFB" * 2000}
+    env["LIVEKIT_API_SECRET"] = LONG_SECRET
+    result = run_agent(tmp_path, env, "start")
+    assert result.returncode == EXIT_CONFIG_ERROR, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "BITHUMAN_AVATAR_IMAGE is invalid" in line and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", b"persona\x00\x00\x00"],
+    ids=["not-utf8", "nul-bytes"],
+)
+def test_a_binary_prompt_file_prints_one_line_and_exits_2(tmp_path: Path, content: bytes) -> None:
+    prompt = tmp_path / "persona.png"
+    prompt.write_bytes(content)
+    env = GOOD | {"AGENT_PROMPT_FILE": str(prompt), "LIVEKIT_API_SECRET": LONG_SECRET}
+    result = run_agent(tmp_path, env, "start")
+    assert result.returncode == EXIT_CONFIG_ERROR, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        f"configuration error: AGENT_PROMPT_FILE {prompt} is not UTF-8 text "
+        "(set AGENT_PROMPT or point AGENT_PROMPT_FILE at a text file)"
+    )
+    assert "Traceback" not in result.stderr + result.stdout
