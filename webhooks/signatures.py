@@ -28,6 +28,7 @@ ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 DEFAULT_TOLERANCE = 300.0
+MAX_ID_LENGTH = 256
 _STANDARD_PREFIX = "whsec_"
 
 
@@ -125,12 +126,22 @@ def verify_webhook(
             return Verification(Failure.MISSING_SIGNATURE)
         return Verification(None, scheme="bithuman")
     webhook_id, timestamp, signature = standard
-    if not webhook_id or not timestamp or not signature:
+    if not webhook_id or not timestamp or not signature or not _plausible_id(webhook_id):
         return Verification(Failure.MALFORMED_HEADER)
     failure = _verify_standard(secret, body, webhook_id, timestamp, signature, tolerance, now)
     if failure is not None:
         return Verification(failure)
     return Verification(None, scheme="standard", webhook_id=webhook_id)
+
+
+def _plausible_id(webhook_id: str) -> bool:
+    """Ids are visible ASCII (what senders use, and safe to store and log), at most 256."""
+    return (
+        len(webhook_id) <= MAX_ID_LENGTH
+        and webhook_id.isascii()
+        and webhook_id.isprintable()
+        and " " not in webhook_id
+    )
 
 
 def _verify_standard(

@@ -224,6 +224,17 @@ class NodeVerifier:
         self._proc.wait(timeout=10)
 
 
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Any]:
+    """A receiver app (see receiver_harness), closed after the test."""
+    from tests.webhooks.receiver_harness import recording_harness
+
+    h = recording_harness(tmp_path)
+    yield h
+    if h.client is not None:
+        await h.client.close()
+
+
 @pytest.fixture(scope="session")
 def node() -> Iterator[NodeVerifier]:
     if shutil.which("node") is None:

@@ -149,7 +149,7 @@ async def test_receiver_service_runs_from_the_command_line(tmp_path: Path) -> No
                 line = json.loads(await proc.stdout.readline())
                 if "webhook event" in (line.get("message"), line.get("event")):
                     break
-        assert line["session_id"] == "s1" and line["key"] == "evt_cli"
+        assert line["data"]["session_id"] == "s1" and line["key"] == "evt_cli"
         assert "private words" not in json.dumps(line)  # message text stays out of logs
     finally:
         proc.send_signal(signal.SIGINT)

@@ -3,92 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import settings_of
-from tests.webhooks.conftest import ManualClock, eventually, sender_settings
-from webhooks import events
+from tests.webhooks.conftest import eventually, sender_settings
+from tests.webhooks.receiver_harness import SECRET, T0, Harness, body_for, signed
 from webhooks.emitter import WebhookEmitter
-from webhooks.events import EventIds
 from webhooks.receiver import ReceivedEvent, ReceiverSettings, Router, create_app
-from webhooks.receiver.app import PROCESSOR
-from webhooks.receiver.processor import Processor
+from webhooks.receiver.app import event_fingerprint
 from webhooks.receiver.router import load_router
 from webhooks.receiver.store import ReceiverStore, StoredEvent
-from webhooks.signatures import BITHUMAN_HEADER, sign_headers
-
-new_id = EventIds().next
-
-SECRET = "receiver-secret-123"
-T0 = 1_700_000_000.0
-Client = TestClient[Any, Any]
-
-
-def body_for(message: str = "hello", when: float = T0) -> bytes:
-    return events.chat_push(
-        event_id=new_id(), agent_id="a", role="user", message=message, session_id="s", now=when
-    ).body
-
-
-def signed(body: bytes, event_id: str = "evt_1", stamp: float = T0) -> dict[str, str]:
-    return {**sign_headers(SECRET, event_id, int(stamp), body), "Content-Type": "application/json"}
-
-
-class Harness:
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.clock = ManualClock(T0)
-        self.router = Router()
-        self.seen: list[ReceivedEvent] = []
-        self.registry = CollectorRegistry()
-        self.client: Client | None = None
-
-    def settings(self, **overrides: Any) -> ReceiverSettings:
-        values: dict[str, Any] = {"secret": SECRET, "store_path": self.tmp_path / "recv.db"}
-        values.update(overrides)
-        return settings_of(ReceiverSettings, **values)
-
-    async def start(self, **overrides: Any) -> Client:
-        app = create_app(
-            self.settings(**overrides), self.router, registry=self.registry, clock=self.clock
-        )
-        self.client = TestClient(TestServer(app))
-        await self.client.start_server()
-        return self.client
-
-    @property
-    def processor(self) -> Processor:
-        assert self.client is not None
-        return self.client.app[PROCESSOR]
-
-    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-        assert self.client is not None
-        response = await self.client.post("/webhook", data=body, headers=headers)
-        return response.status, await response.json()
-
-    def metric(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels or None) or 0.0
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path)
-
-    @h.router.on("chat.push")
-    async def record(event: ReceivedEvent) -> None:
-        h.seen.append(event)
-
-    yield h
-    if h.client is not None:
-        await h.client.close()
+from webhooks.signatures import BITHUMAN_HEADER
 
 
 async def test_accepts_then_handles_asynchronously(harness: Harness) -> None:
@@ -113,7 +43,7 @@ async def test_redeliveries_are_acknowledged_but_handled_once(harness: Harness) 
     assert len(harness.seen) == 1
 
 
-async def test_legacy_senders_are_deduped_by_body_hash(harness: Harness) -> None:
+async def test_legacy_senders_are_deduped_by_the_envelope_fingerprint(harness: Harness) -> None:
     await harness.start()
     body = body_for()
     legacy = {BITHUMAN_HEADER: signed(body)[BITHUMAN_HEADER]}
@@ -123,9 +53,10 @@ async def test_legacy_senders_are_deduped_by_body_hash(harness: Harness) -> None
     assert (await harness.post(other, {BITHUMAN_HEADER: signed(other)[BITHUMAN_HEADER]}))[0] == 200
     await harness.processor.drain()
     assert [e.key for e in harness.seen] == [
-        "sha256:" + hashlib.sha256(body).hexdigest(),
-        "sha256:" + hashlib.sha256(other).hexdigest(),
+        event_fingerprint(json.loads(body)),
+        event_fingerprint(json.loads(other)),
     ]
+    assert harness.seen[0].key.startswith("sha256:")
 
 
 async def test_replays_outside_the_tolerance_are_refused(harness: Harness) -> None:

@@ -27,22 +27,43 @@ from webhooks.receiver.store import ReceiverStore
 log = logs.get_logger("webhooks.receiver")
 
 
+_MAX_LOGGED_TEXT = 200
+
+
 def logging_router() -> Router:
     """Log each event's type and fields; message text is left out of the log on purpose."""
     router = Router()
 
     @router.on(ALL_EVENTS)
     async def log_event(event: ReceivedEvent) -> None:
-        data = {k: v for k, v in event.data.items() if k != "message"}
+        # `data` is nested, not spread into the call: its field names are the sender's, and
+        # one named like an argument (`key`, `event`) would break the call.
+        data = {_text(k): _loggable(v) for k, v in event.data.items() if k != "message"}
         log.info(
             "webhook event",
             event_type=event.event_type,
-            agent_id=event.agent_id,
+            agent_id=_loggable(event.agent_id),
             key=event.key,
-            **data,
+            data=data,
         )
 
     return router
+
+
+def _loggable(value: object) -> object:
+    """A field as the log shows it: scalars as they are, text shortened and made encodable
+    (a lone surrogate cannot be written to a UTF-8 stream), containers by their size."""
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | dict):
+        return f"<{type(value).__name__} of {len(value)}>"
+    return f"<{type(value).__name__}>"
+
+
+def _text(value: str) -> str:
+    return value[:_MAX_LOGGED_TEXT].encode("utf-8", "replace").decode("utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,8 +21,14 @@ class ReceiverMetrics:
         )
         self.handler_runs = Counter(
             "webhook_receiver_handler_runs",
-            "Handler runs by event type and outcome (ok, failed).",
+            "Handler runs by event type and outcome (ok, failed, timeout).",
             ["event_type", "outcome"],
+            registry=registry,
+        )
+        self.handler_timeouts = Counter(
+            "webhook_receiver_handler_timeouts",
+            "Handler runs that overran WEBHOOK_RECEIVER_HANDLER_TIMEOUT.",
+            ["event_type"],
             registry=registry,
         )
         self.handler_seconds = Histogram(

@@ -28,7 +28,11 @@ class ReceiverSettings(LoggingSettings):
     require_timestamp: bool = Field(
         False,
         validation_alias="WEBHOOK_RECEIVER_REQUIRE_TIMESTAMP",
-        description="Refuse requests without Standard Webhooks headers (no replay protection).",
+        description=(
+            "Refuse requests without Standard Webhooks headers. Off by default so the bitHuman"
+            " platform's webhooks (X-bitHuman-Signature only) are accepted; such requests are"
+            " deduplicated by their envelope and refused once older than the dedupe TTL."
+        ),
     )
     store_path: Path = Field(
         Path("webhook-receiver.db"),
@@ -39,7 +43,10 @@ class ReceiverSettings(LoggingSettings):
         7 * 24 * 3600.0,
         gt=0,
         validation_alias="WEBHOOK_RECEIVER_DEDUPE_TTL",
-        description="How long processed event ids are remembered, in seconds.",
+        description=(
+            "How long processed event ids and fingerprints are remembered, in seconds; also the"
+            " largest accepted age of an event sent without Standard Webhooks headers."
+        ),
     )
     handlers: str | None = Field(
         None,
@@ -57,6 +64,18 @@ class ReceiverSettings(LoggingSettings):
         description="First delay before a failed handler runs again (doubles each time).",
     )
     max_attempts: int = Field(5, ge=1, validation_alias="WEBHOOK_RECEIVER_MAX_ATTEMPTS")
+    handler_timeout: float = Field(
+        60.0,
+        gt=0,
+        validation_alias="WEBHOOK_RECEIVER_HANDLER_TIMEOUT",
+        description="Deadline of one handler run, in seconds; an overrun counts as a failure.",
+    )
+    dead_letter_retention: float = Field(
+        14 * 24 * 3600.0,
+        ge=0,
+        validation_alias="WEBHOOK_RECEIVER_DEAD_LETTER_RETENTION",
+        description="Seconds a parked dead letter is kept before it is deleted (0: forever).",
+    )
     max_body: int = Field(1024 * 1024, ge=1024, validation_alias="WEBHOOK_RECEIVER_MAX_BODY")
 
     @field_validator("secret")

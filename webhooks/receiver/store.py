@@ -1,9 +1,12 @@
 """The receiver's SQLite file: accepted events (the inbox and the dedupe memory) and dead letters.
 
 An event is written before the request is answered, so a 2xx never loses it: a crash between
-the answer and the handlers leaves it pending, and the next start runs it. Its key stays
-after processing, for `dedupe_ttl`, to recognise redeliveries. A handler that fails leaves one
-dead-letter row per (event, handler), retried with backoff until it succeeds or is parked.
+the answer and the handlers leaves it pending, and the next start runs it (each start that
+finds it pending counts, so an event that keeps killing the receiver is parked, not re-run
+forever). Its key and its fingerprint (the hash of the signed envelope) stay after
+processing, for the dedupe TTL: a redelivery matching either is a duplicate. A handler that
+fails leaves one dead-letter row per (event, handler), retried with backoff until it succeeds
+or is parked; parked letters are pruned after their retention.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from webhooks.sqlite import connect, transaction
+from webhooks.sqlite import add_column, connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -22,7 +25,9 @@ CREATE TABLE IF NOT EXISTS events (
     event_type TEXT NOT NULL,
     body BLOB NOT NULL,
     received_at REAL NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0
+    done INTEGER NOT NULL DEFAULT 0,
+    fingerprint TEXT,
+    starts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_done ON events (done, received_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -47,6 +52,8 @@ class StoredEvent:
     event_type: str
     body: bytes
     received_at: float
+    fingerprint: str | None = None  # the envelope's hash; a second event matching it is a dup
+    starts: int = 0  # starts of the receiver that found this event still pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,35 +79,63 @@ class ReceiverStore:
 
     @classmethod
     def open(cls, path: Path) -> Self:
-        return cls(connect(path, _SCHEMA))
+        db = connect(path, _SCHEMA)
+        # Files written before fingerprints and start counts existed get the columns now.
+        add_column(db, "events", "fingerprint", "TEXT")
+        add_column(db, "events", "starts", "INTEGER NOT NULL DEFAULT 0")
+        db.execute("CREATE UNIQUE INDEX IF NOT EXISTS events_fingerprint ON events (fingerprint)")
+        db.execute("CREATE INDEX IF NOT EXISTS dead_letters_parked ON dead_letters (failed_at)")
+        return cls(db)
 
     def accept(self, event: StoredEvent) -> bool:
-        """Store a new event; False when its key was seen before (a duplicate)."""
+        """Store a new event; False when its key or its fingerprint was seen (a duplicate)."""
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO events (key, event_type, body, received_at) VALUES (?, ?, ?, ?)",
-            (event.key, event.event_type, event.body, event.received_at),
+            "INSERT OR IGNORE INTO events (key, event_type, body, received_at, fingerprint)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (event.key, event.event_type, event.body, event.received_at, event.fingerprint),
         )
         return cursor.rowcount == 1
 
     def pending(self) -> list[StoredEvent]:
         cursor = self._db.execute(
-            "SELECT key, event_type, body, received_at FROM events WHERE done = 0"
-            " ORDER BY received_at"
+            "SELECT key, event_type, body, received_at, fingerprint, starts FROM events"
+            " WHERE done = 0 ORDER BY received_at"
         )
         return [StoredEvent(*row) for row in cursor.fetchall()]
 
+    def recover(self) -> list[StoredEvent]:
+        """The events a previous run left pending, each counting one more start."""
+        with transaction(self._db):
+            self._db.execute("UPDATE events SET starts = starts + 1 WHERE done = 0")
+            return self.pending()
+
     def finish(
-        self, event: StoredEvent, failures: Sequence[tuple[str, str]], now: float, retry_at: float
+        self,
+        event: StoredEvent,
+        failures: Sequence[tuple[str, str]],
+        now: float,
+        retry_at: float | None,
+        attempts: int = 1,
     ) -> None:
-        """Mark an event processed and dead-letter each (handler, error) that failed."""
+        """Mark an event processed and dead-letter each (handler, error) that failed, to be
+        retried at `retry_at` (None: parked at once)."""
         with transaction(self._db):
             self._db.execute("UPDATE events SET done = 1 WHERE key = ?", (event.key,))
             self._db.executemany(
                 "INSERT OR REPLACE INTO dead_letters"
                 " (event_key, handler, event_type, body, error, attempts, failed_at, next_at)"
-                " VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (event.key, handler, event.event_type, event.body, error, now, retry_at)
+                    (
+                        event.key,
+                        handler,
+                        event.event_type,
+                        event.body,
+                        error,
+                        attempts,
+                        now,
+                        retry_at,
+                    )
                     for handler, error in failures
                 ],
             )
@@ -140,6 +175,13 @@ class ReceiverStore:
         """Forget processed events received before `before`."""
         cursor = self._db.execute(
             "DELETE FROM events WHERE done = 1 AND received_at < ?", (before,)
+        )
+        return cursor.rowcount
+
+    def prune_parked(self, before: float) -> int:
+        """Delete parked dead letters whose last failure is older than `before`."""
+        cursor = self._db.execute(
+            "DELETE FROM dead_letters WHERE next_at IS NULL AND failed_at < ?", (before,)
         )
         return cursor.rowcount
 
