@@ -4,7 +4,9 @@ Our code logs through structlog; each call becomes a stdlib record whose key/val
 attributes, so it crosses livekit-agents' job-process log queue intact and picks up the job's
 room and job id there. The process that writes to stdout formats every record (ours, livekit's,
 aiohttp's) with one `ProcessorFormatter`: JSON lines in production, a readable console otherwise.
-Known secret values are masked wherever they appear, and keys that name a secret are dropped.
+Known secret values are masked wherever they appear, keys that name a secret are dropped, and
+credential-shaped text (query parameters such as `?access_token=`, `Authorization: Bearer ...`,
+JWTs) is masked in messages, values and formatted tracebacks alike.
 """
 
 from __future__ import annotations
@@ -18,10 +20,34 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor
 
-# keys whose values are secrets ("scoped_token", "api_key"), not counts ("input_tokens")
-_SECRET_KEY = re.compile(r"(secret|password|api_?key|authorization|signature|(^|_)token$)", re.I)
+# keys whose values are secrets ("scoped_token", "api_key", "jwt"), not counts ("input_tokens")
+_SECRET_KEY = re.compile(
+    r"secret|password|passwd|api[_-]?key|authorization|cookie|signature|credential"
+    r"|(^|[_-])(token|jwt)$",
+    re.I,
+)
+# Credentials inside free text: exception messages, URLs, reprs of headers.
+_SECRET_TEXT = re.compile(
+    r"""
+    (?P<lead>
+        # a query parameter: ?access_token=..., &token=..., ;jwt=...
+        [?&;](?:access_token|refresh_token|id_token|token|jwt|api_?key|key|secret
+               |client_secret|password|signature|sig)=
+        # a field named like a secret: "api-secret": "...", password=..., Authorization: Bearer x
+      | \b(?:api[-_]?secret|api[-_]?key|authorization|access_token|client_secret|password|passwd)
+        ["']?\s*[:=]\s*["']?(?:bearer\s+)?
+      | \bbearer\s+
+    )
+    [^\s"'&#,;})\]]+
+    # a JWT anywhere (LiveKit and bitHuman tokens): header.payload.signature
+  | \beyJ[\w-]{6,}\.[\w-]{6,}\.[\w-]*
+    """,
+    re.I | re.X,
+)
 _MASK = "***"
 _secrets: set[str] = set()
+# keys holding objects that later processors format (they are scrubbed once formatted)
+_FORMATTED_LATER = frozenset({"exc_info", "_record", "_from_structlog"})
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -29,26 +55,50 @@ def register_secrets(values: Iterable[str]) -> None:
     _secrets.update(v for v in values if v and len(v) >= 6)
 
 
+def _mask_text(match: re.Match[str]) -> str:
+    lead = match.group("lead")
+    return f"{lead}{_MASK}" if lead else _MASK
+
+
+def scrub_text(value: str) -> str:
+    """`value` with every registered secret and every credential-shaped substring masked."""
+    for secret in _secrets:
+        if secret in value:
+            value = value.replace(secret, _MASK)
+    return _SECRET_TEXT.sub(_mask_text, value)
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        for secret in _secrets:
-            if secret in value:
-                value = value.replace(secret, _MASK)
-        return value
+        return scrub_text(value)
     if isinstance(value, dict):
         return {k: _MASK if _SECRET_KEY.search(str(k)) else _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return [_scrub(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_scrub(v) for v in value)
     return value
 
 
 def redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
     """structlog processor: mask secret-named keys and any registered secret value."""
     for key in list(event_dict):
+        if key in _FORMATTED_LATER:
+            continue
         if key != "event" and _SECRET_KEY.search(key):
             event_dict[key] = _MASK
         else:
             event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+def redact_formatted(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor, after `format_exc_info`: mask secrets in the formatted traceback
+    (an exception's message is only text once it has been formatted)."""
+    for key in ("exception", "stack", "stack_info"):
+        value = event_dict.get(key)
+        if isinstance(value, str):
+            event_dict[key] = scrub_text(value)
     return event_dict
 
 
@@ -112,6 +162,7 @@ def formatter(*, json: bool) -> logging.Formatter:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _drop_noise,
             structlog.processors.format_exc_info,
+            redact_formatted,
             *renderers,
         ],
     )

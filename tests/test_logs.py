@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -75,3 +76,80 @@ def test_records_forwarded_from_job_processes_keep_one_message(captured: io.Stri
     assert line["message"] == "job done" and line["job_id"] == "AJ_2"
     formatted = logs.formatter(json=False).format(record)
     assert formatted.count("job done") == 1
+
+
+def _raise(message: str) -> None:
+    raise RuntimeError(message)
+
+
+def test_exception_text_is_masked_for_structlog_and_stdlib_records(captured: io.StringIO) -> None:
+    logs.register_secrets(["sk_bh_registered_secret_value"])
+    try:
+        _raise("auth failed for sk_bh_registered_secret_value at https://h/?access_token=abc.def")
+    except RuntimeError:
+        logs.get_logger("tests.logs").exception("call failed")
+        logging.getLogger("aiohttp").exception("stdlib call failed")
+    ours, foreign = lines(captured)
+    assert "sk_bh_registered_secret_value" not in captured.getvalue()
+    assert "abc.def" not in captured.getvalue()
+    for line in (ours, foreign):
+        exception = str(line["exception"])
+        assert "RuntimeError: auth failed for *** at https://h/?access_token=***" in exception
+        assert "Traceback" in exception
+
+
+def test_a_record_formatted_after_its_except_block_keeps_its_traceback(
+    captured: io.StringIO,
+) -> None:
+    # Records can be formatted later (queue handlers, job processes): the exception travels
+    # in record.exc_info, which the masking must leave intact.
+    try:
+        _raise("late sk_live_abcdefgh")
+    except RuntimeError:
+        info = sys.exc_info()
+    logs.register_secrets(["sk_live_abcdefgh"])
+    record = logging.LogRecord("aiohttp", logging.ERROR, __file__, 1, "late", None, info)
+    logging.getLogger("aiohttp").handle(record)
+    (line,) = lines(captured)
+    assert "RuntimeError: late ***" in str(line["exception"])
+
+
+@pytest.mark.parametrize(
+    ("text", "leaked"),
+    [
+        ("GET https://lk.example/rtc?access_token=eyJhbGciOi.payload.sig&x=1", "payload.sig"),
+        ("wss://lk.example/rtc?auto_subscribe=1&token=s3cr3t-token-value", "s3cr3t-token-value"),
+        ("POST /hook?jwt=aaa.bbb.ccc", "aaa.bbb.ccc"),
+        ("retry with api_key=sk-live-99999999 later", "sk-live-99999999"),
+        ("headers {'api-secret': 'sk_bh_unregistered_1234'}", "sk_bh_unregistered_1234"),
+        ("sent Authorization: Bearer opaque-credential-123", "opaque-credential-123"),
+        ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl issued", "c2lnbmF0dXJl"),
+    ],
+)
+def test_credentials_in_free_text_are_masked(captured: io.StringIO, text: str, leaked: str) -> None:
+    logs.get_logger("tests.logs").info(text, url=text, nested={"note": text})
+    logging.getLogger("livekit").warning("%s", text)
+    assert leaked not in captured.getvalue()
+    assert "***" in captured.getvalue()
+
+
+def test_keys_named_jwt_or_token_are_masked_but_counts_are_not(captured: io.StringIO) -> None:
+    logs.get_logger("tests.logs").info(
+        "minted",
+        jwt="opaque",
+        livekit_jwt="opaque",
+        payload={"jwt": "opaque", "access-token": "opaque", "Cookie": "sid=opaque"},
+        output_tokens=7,
+        token_count=3,
+    )
+    (line,) = lines(captured)
+    assert "opaque" not in captured.getvalue()
+    assert line["jwt"] == "***" and line["livekit_jwt"] == "***"
+    assert line["output_tokens"] == 7 and line["token_count"] == 3
+
+
+def test_ordinary_text_is_left_alone(captured: io.StringIO) -> None:
+    text = "token issued for room demo (3 tokens, key rotation at 10:00, basic plan)"
+    logs.get_logger("tests.logs").info(text, path="/token?room=demo")
+    (line,) = lines(captured)
+    assert line["message"] == text and line["path"] == "/token?room=demo"
