@@ -1,6 +1,6 @@
 """Async client for bitHuman's REST APIs (runtime tokens, dynamics, agents, context)."""
 
-from bithuman_client.client import BithumanClient, RetryPolicy
+from bithuman_client.client import BithumanClient, RetryPolicy, check_base_url
 from bithuman_client.errors import (
     AuthenticationError,
     BithumanError,
@@ -8,6 +8,7 @@ from bithuman_client.errors import (
     NotFoundError,
     QuotaExceededError,
     RateLimitError,
+    RedirectError,
     ServerError,
     ValidationError,
 )
@@ -22,8 +23,10 @@ __all__ = [
     "NotFoundError",
     "QuotaExceededError",
     "RateLimitError",
+    "RedirectError",
     "RetryPolicy",
     "RuntimeToken",
     "ServerError",
     "ValidationError",
+    "check_base_url",
 ]

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from pydantic import Field, SecretStr, field_validator
 
-from bithuman_client.client import DEFAULT_BASE_URL, BithumanClient
+from bithuman_client.client import DEFAULT_BASE_URL, BithumanClient, check_base_url
 from bithuman_client.errors import BithumanError
 from bithuman_client.models import DynamicsCatalog
 from common import logs
@@ -29,7 +29,14 @@ class CliSettings(ServiceSettings):
     bithuman_api_secret: SecretStr = Field(
         json_schema_extra={"hint": "copy it from https://imaginex.bithuman.ai/#developer"}
     )
-    bithuman_rest_url: str = DEFAULT_BASE_URL
+    bithuman_rest_url: str = Field(
+        DEFAULT_BASE_URL, json_schema_extra={"hint": f"bitHuman's is {DEFAULT_BASE_URL}"}
+    )
+
+    @field_validator("bithuman_rest_url")
+    @classmethod
+    def _safe_url(cls, value: str) -> str:
+        return check_base_url(value)
 
     @field_validator("bithuman_api_secret")
     @classmethod

@@ -1,9 +1,14 @@
 """One async client for bitHuman's REST APIs.
 
-Every call goes through `_request`: `api-secret` header, per-call timeout, and retries with
+Every call goes through `request`: `api-secret` header, per-call timeout, and retries with
 exponential backoff and jitter on 429 (honouring Retry-After), 5xx and network errors. Failures
 surface as the typed errors of `bithuman_client.errors`, carrying the API's `error`, `code` and
 `details`. The clock (`sleep`) and the jitter source are injectable so tests run instantly.
+
+The account secret goes only where the base URL points: redirects are never followed (a 3xx is
+a `RedirectError`, since following one would hand the `api-secret` header to another host), and
+the base URL must be `https://`, or `http://` to a loopback host (a local stub); any other plain
+`http://` URL needs `allow_insecure_http=True`.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from ipaddress import ip_address
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import pydantic
@@ -26,6 +32,7 @@ from bithuman_client.errors import (
     BithumanError,
     NetworkError,
     RateLimitError,
+    RedirectError,
     ServerError,
     error_for_status,
 )
@@ -35,6 +42,34 @@ from common.logs import get_logger
 DEFAULT_BASE_URL = "https://api.bithuman.ai"
 
 log = get_logger("bithuman_client")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, *, allow_insecure_http: bool = False) -> str:
+    """`url` without a trailing slash, or ValueError when the secret must not be sent there:
+    not http(s), no host, or plain http to a host other than this machine's loopback (unless
+    `allow_insecure_http`)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        raise ValueError(f"not a URL: {url[:100]!r}") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(f"expected an https:// URL, got {url[:100]!r}")
+    if parts.scheme == "http" and not (allow_insecure_http or _is_loopback(host.lower())):
+        raise ValueError(
+            f"refusing plain http:// for {host}: the API secret would travel unencrypted "
+            "(use https://; http:// is accepted for loopback hosts only)"
+        )
+    return url.strip().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -114,11 +149,12 @@ class BithumanClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         if not api_secret:
             raise ValueError("a bitHuman API secret is required")
         self._secret = api_secret
-        self._base_url = base_url.rstrip("/")
+        self._base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry or RetryPolicy()
         self._session: aiohttp.ClientSession | None = None
@@ -155,9 +191,16 @@ class BithumanClient:
             delay: float | None = None
             try:
                 async with self._http().request(
-                    method, url, json=payload, headers=headers, timeout=self._timeout
+                    method,
+                    url,
+                    json=payload,
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,  # a redirect would carry the secret elsewhere
                 ) as resp:
                     body = await self._body(resp)
+                    if 300 <= resp.status < 400:
+                        raise self._redirect_error(resp)
                     if resp.status < 400:
                         return body
                     last = self._status_error(resp, body)
@@ -193,6 +236,20 @@ class BithumanClient:
             return json.loads(text)
         except ValueError:
             return text
+
+    @staticmethod
+    def _redirect_error(resp: aiohttp.ClientResponse) -> RedirectError:
+        location = resp.headers.get("Location", "")
+        try:
+            target = urlsplit(location).hostname or ""
+        except ValueError:
+            target = ""
+        message = (
+            f"bitHuman API {resp.method} {resp.url.path} answered {resp.status} "
+            f"(a redirect{f' to {target}' if target else ''}); redirects are not followed: "
+            "check BITHUMAN_REST_URL"
+        )
+        return RedirectError(message, status=resp.status)
 
     @staticmethod
     def _status_error(resp: aiohttp.ClientResponse, body: Any) -> BithumanError:

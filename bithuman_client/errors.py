@@ -52,6 +52,10 @@ class ServerError(BithumanError):
     """5xx after all retries."""
 
 
+class RedirectError(BithumanError):
+    """3xx: the API redirected. Never followed: the `api-secret` header would go along."""
+
+
 class NetworkError(BithumanError):
     """No answer: connection refused, DNS failure, timeout (after all retries)."""
 
