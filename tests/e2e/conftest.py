@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.e2e.harness import AgentProcess, User, write_env
 from tests.fakes.bithuman_api import BithumanStub
+from tests.fakes.bithuman_avatar import AvatarStandIn, bithuman_cloud_fixture  # noqa: F401
 from tests.fakes.openai_realtime import FakeRealtimeServer
 from tests.livekit_local import LiveKitServer
 from tests.webhooks.conftest import RecordingReceiver, start_receiver
@@ -24,6 +25,8 @@ from token_server.settings import TokenServerSettings
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "whsec-e2e-" + "x" * 24
 OPENAI_KEY = "sk-e2e-never-logged-0123"
+AVATAR_ID = "A00E2E0001"
+AVATAR_IDENTITY = "bithuman-avatar-agent"
 
 pytestmark = pytest.mark.e2e
 
@@ -77,11 +80,16 @@ class Stack:
         """A cloud avatar by agent code, served by the bitHuman stub and its avatar stand-in."""
         return self.settings(
             BITHUMAN_API_SECRET=self.bithuman.secret,
-            BITHUMAN_AVATAR_ID="A00E2E0001",
-            BITHUMAN_API_URL=f"{self.bithuman.url}/v1/runtime-tokens/request",
+            BITHUMAN_AVATAR_ID=AVATAR_ID,
+            BITHUMAN_API_URL=self.bithuman.session_request_url,
             BITHUMAN_REST_URL=self.bithuman.url,
             **overrides,
         )
+
+    @property
+    def avatar(self) -> AvatarStandIn:
+        assert self.bithuman.avatar is not None
+        return self.bithuman.avatar
 
     async def start_agent(self, settings: dict[str, str] | None = None) -> AgentProcess:
         folder = self.folder / f"agent-{len(self.agents)}"
@@ -108,7 +116,7 @@ async def stack(
     tmp_path: Path,
     livekit_server: LiveKitServer,
     realtime_server: FakeRealtimeServer,
-    bithuman_api: BithumanStub,
+    bithuman_cloud: BithumanStub,
 ) -> AsyncIterator[Stack]:
     agent_name = f"e2e-{secrets.token_hex(3)}"
     token_settings = TokenServerSettings(
@@ -125,7 +133,7 @@ async def stack(
             tmp_path,
             livekit_server,
             realtime_server,
-            bithuman_api,
+            bithuman_cloud,
             receiver,
             str(token_server.make_url("")).rstrip("/"),
             agent_name,
