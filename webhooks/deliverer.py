@@ -1,9 +1,14 @@
 """Delivers outbox rows: claim what is due, POST it signed, record the outcome.
 
 Any 2xx answer delivers. Any other answer, a timeout or a connection error schedules the next
-attempt after the next configured retry delay (1 s, 5 s, 30 s by default: four attempts in
-all); when the delays run out the row is dead-lettered with its last status or error.
-Redirects are not followed (a 3xx is a failed attempt).
+attempt: after bitHuman's fast retries (1 s, 5 s, 30 s) comes a slow backoff (1, 2, 4, ...
+minutes, then hourly, for 24 h by default), so an outage of minutes or hours loses nothing;
+when the schedule runs out the row is dead-lettered with its last status or error. Redirects
+are not followed (a 3xx is a failed attempt).
+
+Logs speak per outage, not per event: a warning when a destination starts failing, a summary
+every few minutes while it keeps failing (failed attempts, dead letters), and one line when it
+recovers. Dead letters older than WEBHOOK_DEAD_LETTER_RETENTION are deleted hourly.
 
 Where it runs: job processes live only as long as their conversation, and HTTP work on the
 conversation's loop is what a dead receiver must not slow down, so the deliverer belongs in a
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -41,6 +47,22 @@ log = get_logger("webhooks.deliverer")
 USER_AGENT = "bithuman-livekit-agent-webhooks/1"
 _MAX_RESPONSE_READ = 64 * 1024
 _DEPTH_REFRESH_S = 1.0
+OUTAGE_REPORT_INTERVAL_S = 300.0
+PRUNE_INTERVAL_S = 3600.0
+
+
+@dataclass
+class _Outage:
+    """A destination failing since `since`: counts in all, and since the last report."""
+
+    since: float
+    reported_at: float
+    last_status: int | None
+    last_error: str
+    failed: int = 0
+    dead: int = 0
+    failed_unreported: int = 0
+    dead_unreported: int = 0
 
 
 class Deliverer:
@@ -58,7 +80,9 @@ class Deliverer:
         self._clock = clock
         self._urls = frozenset(settings.urls)
         self._secret = settings.secret.get_secret_value() if settings.secret else None
-        self._delays = tuple(settings.retry_delays)
+        self._delays = settings.retry_schedule
+        self._retention = settings.dead_letter_retention
+        self._next_prune = float("-inf")
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
         self._lease = settings.lease
         self._concurrency = settings.concurrency
@@ -78,7 +102,7 @@ class Deliverer:
         self._stopping = False
         self._depth_checked = float("-inf")
         self._depth_stale = True
-        self._failing: set[str] = set()  # destinations whose last attempt failed
+        self._outages: dict[str, _Outage] = {}  # by destination URL
 
     @classmethod
     async def open(
@@ -127,6 +151,7 @@ class Deliverer:
             task.cancel()
         await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
         self._in_flight.clear()
+        self._report_outages(self._clock.now(), final=True)
         try:
             await self._record_outcomes()
             if unfinished:
@@ -159,9 +184,13 @@ class Deliverer:
 
     async def _cycle(self) -> None:
         await self._record_outcomes()
+        now = self._clock.now()
+        self._report_outages(now)
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL_S
+            await self._prune(now)
         free = self._concurrency - len(self._in_flight)
         if free > 0 and not self._stopping:
-            now = self._clock.now()
             claimed = await self._io.call(self._store.claim, now, now + self._lease, free)
             for delivery in claimed:
                 task = asyncio.create_task(self._attempt(delivery))
@@ -256,29 +285,87 @@ class Deliverer:
         if error is None:
             self._metrics.delivered.labels(kind).inc()
             self._metrics.latency.labels(kind).observe(max(0.0, now - delivery.created_at))
-            if delivery.url in self._failing:
-                self._failing.discard(delivery.url)
-                log.info("webhook destination recovered", destination=_destination(delivery))
+            self._recovered(delivery.url, now)
             return Outcome(delivery.key, True, attempts, now, status=status)
-        fields = _log_fields(delivery, status, error)
-        if delivery.url not in self._failing:
-            # One warning per outage, not one per attempt: a dead receiver must not flood logs.
-            self._failing.add(delivery.url)
-            log.warning("webhook destination failing", **fields)
         if attempts > len(self._delays):
             return self._dead_letter(delivery, status, error)
+        self._failed(delivery, status, error, now, dead=False)
         delay = self._delays[attempts - 1]
         self._metrics.retried.labels(kind).inc()
-        log.debug("webhook attempt failed, will retry", retry_in_s=delay, **fields)
+        log.debug(
+            "webhook attempt failed, will retry",
+            retry_in_s=delay,
+            **_log_fields(delivery, status, error),
+        )
         return Outcome(
             delivery.key, False, attempts, now, status=status, error=error, retry_at=now + delay
         )
 
     def _dead_letter(self, delivery: Delivery, status: int | None, error: str) -> Outcome:
+        now = self._clock.now()
         self._metrics.dead_lettered.labels(delivery.event_type).inc()
-        log.warning("webhook dead-lettered", **_log_fields(delivery, status, error))
+        self._failed(delivery, status, error, now, dead=True)
+        log.debug("webhook dead-lettered", **_log_fields(delivery, status, error))
         attempts = delivery.attempts + 1
-        return Outcome(delivery.key, False, attempts, self._clock.now(), status=status, error=error)
+        return Outcome(delivery.key, False, attempts, now, status=status, error=error)
+
+    # -- outages: one warning when it starts, summaries while it lasts, one line at the end --
+
+    def _failed(
+        self, delivery: Delivery, status: int | None, error: str, now: float, *, dead: bool
+    ) -> None:
+        outage = self._outages.get(delivery.url)
+        if outage is None:
+            outage = _Outage(since=now, reported_at=now, last_status=status, last_error=error)
+            self._outages[delivery.url] = outage
+            self._metrics.destinations_failing.set(len(self._outages))
+            log.warning("webhook destination failing", **_log_fields(delivery, status, error))
+        else:
+            outage.last_status, outage.last_error = status, error
+        outage.failed += 1
+        outage.failed_unreported += 1
+        if dead:
+            outage.dead += 1
+            outage.dead_unreported += 1
+
+    def _recovered(self, url: str, now: float) -> None:
+        outage = self._outages.pop(url, None)
+        if outage is None:
+            return
+        self._metrics.destinations_failing.set(len(self._outages))
+        (log.warning if outage.dead else log.info)(
+            "webhook destination recovered",
+            destination=urlsplit(url).hostname,
+            down_for_s=round(now - outage.since, 1),
+            failed_attempts=outage.failed,
+            dead_lettered=outage.dead,
+        )
+
+    def _report_outages(self, now: float, *, final: bool = False) -> None:
+        """A summary per failing destination, at most every OUTAGE_REPORT_INTERVAL_S (and at
+        shutdown), when something happened since the last one."""
+        for url, outage in self._outages.items():
+            due = final or now - outage.reported_at >= OUTAGE_REPORT_INTERVAL_S
+            if not due or not (outage.failed_unreported or outage.dead_unreported):
+                continue
+            log.warning(
+                "webhook destination still failing",
+                destination=urlsplit(url).hostname,
+                down_for_s=round(now - outage.since, 1),
+                failed_attempts=outage.failed_unreported,
+                dead_lettered=outage.dead_unreported,
+                last_status=outage.last_status,
+                last_error=outage.last_error,
+            )
+            outage.reported_at = now
+            outage.failed_unreported = outage.dead_unreported = 0
+
+    async def _prune(self, now: float) -> None:
+        if self._retention <= 0:
+            return
+        pruned = await self._io.call(self._store.prune_dead, now - self._retention)
+        if pruned:
+            log.info("old webhook dead letters deleted", count=pruned)
 
 
 def _destination(delivery: Delivery) -> str | None:

@@ -44,6 +44,11 @@ class SenderMetrics:
             ["event_type"],
             registry=registry,
         )
+        self.destinations_failing = Gauge(
+            "webhook_destinations_failing",
+            "Destinations whose last attempt failed (in an outage), as this deliverer sees them.",
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "webhook_outbox_depth",
             "Deliveries waiting in the outbox (pending, retrying or in flight).",

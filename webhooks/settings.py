@@ -6,6 +6,7 @@ WEBHOOK_ALLOW_HTTP is set for development.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from common.settings import LoggingSettings, split_commas
 from webhooks.events import EVENT_TYPES
 from webhooks.signatures import BITHUMAN_HEADER, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
+SLOW_RETRY_FIRST_DELAY = 60.0
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Headers the deliverer owns; letting settings replace them would break verification.
 _RESERVED_HEADERS = {
@@ -52,7 +54,7 @@ class WebhookSettings(LoggingSettings):
         description="HMAC secret shared with the receivers.",
         json_schema_extra={"hint": "any long random string, e.g. `openssl rand -hex 32`"},
     )
-    headers: dict[str, SecretStr] = Field(
+    headers: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict,
         validation_alias="WEBHOOK_HEADERS",
         description="Extra request headers as a JSON object.",
@@ -71,7 +73,28 @@ class WebhookSettings(LoggingSettings):
     retry_delays: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [1.0, 5.0, 30.0],
         validation_alias="WEBHOOK_RETRY_DELAYS",
-        description="Seconds before each retry, comma-separated; one attempt more than delays.",
+        description="Seconds before each fast retry (bitHuman's schedule), comma-separated.",
+    )
+    slow_retry_for: float = Field(
+        24 * 3600.0,
+        ge=0,
+        validation_alias="WEBHOOK_SLOW_RETRY_FOR",
+        description=(
+            "Seconds to keep retrying after the fast retries, on a backoff from 1 minute up to"
+            " WEBHOOK_SLOW_RETRY_MAX_DELAY; 0: dead-letter right after the fast retries."
+        ),
+    )
+    slow_retry_max_delay: float = Field(
+        3600.0,
+        ge=SLOW_RETRY_FIRST_DELAY,
+        validation_alias="WEBHOOK_SLOW_RETRY_MAX_DELAY",
+        description="Longest wait between two slow retries, in seconds.",
+    )
+    dead_letter_retention: float = Field(
+        14 * 24 * 3600.0,
+        ge=0,
+        validation_alias="WEBHOOK_DEAD_LETTER_RETENTION",
+        description="Seconds a dead letter is kept before it is deleted (0: forever).",
     )
     timeout: float = Field(
         30.0, gt=0, validation_alias="WEBHOOK_TIMEOUT", description="Per-attempt timeout (s)."
@@ -116,9 +139,22 @@ class WebhookSettings(LoggingSettings):
         return bool(self.urls)
 
     @property
+    def retry_schedule(self) -> tuple[float, ...]:
+        """Every retry delay in order: the fast ones, then the slow backoff (doubling from a
+        minute, capped at `slow_retry_max_delay`, for `slow_retry_for` seconds in all)."""
+        slow: list[float] = []
+        left = self.slow_retry_for
+        delay = SLOW_RETRY_FIRST_DELAY
+        while left > 0:
+            slow.append(min(delay, self.slow_retry_max_delay, left))
+            left -= slow[-1]
+            delay *= 2
+        return (*self.retry_delays, *slow)
+
+    @property
     def attempts(self) -> int:
         """Attempts per destination: the first one plus one per retry delay."""
-        return 1 + len(self.retry_delays)
+        return 1 + len(self.retry_schedule)
 
     @property
     def lease(self) -> float:
@@ -162,6 +198,27 @@ class WebhookSettings(LoggingSettings):
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        # Parsed here, not by pydantic-settings, whose parse error is a traceback. The
+        # message never quotes the value: it holds secrets.
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"not valid JSON ({exc.msg} at character {exc.pos})"
+                if isinstance(exc, json.JSONDecodeError)
+                else "not valid JSON"
+            ) from None
+        if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+            raise ValueError("must be a JSON object of header names to string values")
+        return parsed
 
     @field_validator("headers")
     @classmethod

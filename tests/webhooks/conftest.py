@@ -76,6 +76,7 @@ class RecordingReceiver:
 
     `statuses` are popped per request (200 once empty); every answer carries `answer_headers`.
     `delay` holds each answer; `gate`, when cleared, holds answers until it is set again.
+    Until the clock reaches `down_until` every answer is a 503 (an outage).
     """
 
     clock: FakeClock | None = None
@@ -85,6 +86,7 @@ class RecordingReceiver:
     requests: list[Received] = field(default_factory=list)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
+    down_until: float = float("-inf")
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def __post_init__(self) -> None:
@@ -98,6 +100,8 @@ class RecordingReceiver:
         async with self._arrived:
             self._arrived.notify_all()
         status = self.statuses.pop(0) if self.statuses else 200
+        if at < self.down_until:
+            status = 503
         if self.delay:
             await asyncio.sleep(self.delay)
         await self.gate.wait()
@@ -159,6 +163,7 @@ def sender_settings(tmp_path: Path, urls: list[str], **overrides: Any) -> Webhoo
         "poll_interval": 60.0,
         "timeout": 5.0,
         "deliver_in_process": True,  # most tests watch one emitter deliver its own events
+        "slow_retry_for": 0.0,  # bitHuman's fast retries only, unless a test is about the slow
     }
     values.update(overrides)
     return settings_of(WebhookSettings, **values)

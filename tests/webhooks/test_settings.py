@@ -15,7 +15,9 @@ def test_off_without_urls() -> None:
     settings = WebhookSettings()
     assert not settings.enabled
     assert settings.retry_delays == [1.0, 5.0, 30.0]
-    assert settings.attempts == 4
+    assert settings.retry_schedule[:10] == (1, 5, 30, 60, 120, 240, 480, 960, 1920, 3600)
+    assert sum(settings.retry_schedule[3:]) == 24 * 3600  # slow retries for a day
+    assert max(settings.retry_schedule) == 3600 and settings.attempts == 33
     assert settings.timeout == 30.0
 
 
@@ -24,6 +26,7 @@ def test_environment_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "0.5,2")
     monkeypatch.setenv("WEBHOOK_EVENTS", "chat.push")
     monkeypatch.setenv("WEBHOOK_HEADERS", '{"Authorization": "Bearer tok-123456"}')
+    monkeypatch.setenv("WEBHOOK_SLOW_RETRY_FOR", "0")
     settings = WebhookSettings()
     assert settings.urls == ["https://a.example/hook", "https://b.example/x?k=1"]
     assert settings.retry_delays == [0.5, 2.0] and settings.attempts == 3
@@ -34,7 +37,17 @@ def test_environment_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) 
 
 def test_empty_retry_delays_mean_a_single_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "")
+    monkeypatch.setenv("WEBHOOK_SLOW_RETRY_FOR", "0")
     assert WebhookSettings().attempts == 1
+
+
+def test_the_slow_schedule_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SLOW_RETRY_FOR", "1000")
+    monkeypatch.setenv("WEBHOOK_SLOW_RETRY_MAX_DELAY", "300")
+    assert WebhookSettings().retry_schedule == (1, 5, 30, 60, 120, 240, 300, 280)
+    monkeypatch.setenv("WEBHOOK_SLOW_RETRY_MAX_DELAY", "10")
+    with pytest.raises(ValidationError):
+        WebhookSettings()
 
 
 def test_plain_http_needs_the_development_switch() -> None:
@@ -92,3 +105,29 @@ def test_environment_variables_named_like_fields_are_ignored(
     assert settings.urls == [] and settings.secret is None and settings.timeout == 30.0
     receiver = ReceiverSettings()
     assert receiver.path == "/webhook" and receiver.port == 3001
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ('{"Authorization": "Bearer tok-123456"', "not valid JSON"),
+        ("Authorization: Bearer tok-123456", "not valid JSON"),
+        ('["Authorization"]', "JSON object"),
+        ('{"X-Retries": 3}', "JSON object"),
+    ],
+)
+def test_bad_header_json_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str, complaint: str
+) -> None:
+    monkeypatch.setenv("WEBHOOK_HEADERS", value)
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings(WebhookSettings)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("configuration error: WEBHOOK_HEADERS")
+    assert complaint in err and "tok-123456" not in err  # the value holds secrets
+
+
+def test_blank_header_json_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_HEADERS", " ")
+    assert WebhookSettings().header_values() == {}

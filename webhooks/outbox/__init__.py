@@ -79,6 +79,9 @@ class OutboxStore(Protocol):
     def requeue_dead(self, now: float) -> int:
         """Make every dead-lettered row pending again with a fresh attempt budget."""
 
+    def prune_dead(self, before: float) -> int:
+        """Delete dead letters that died before `before`; returns how many."""
+
     def close(self) -> None: ...
 
 

@@ -58,6 +58,18 @@ redis.call('DEL', KEYS[2])
 return #keys
 """
 
+# KEYS: dead; ARGV: before (exclusive), row key prefix, limit
+_PRUNE_DEAD = """
+local before = '(' .. ARGV[1]
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', before, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, key in ipairs(keys) do
+  redis.call('DEL', ARGV[2] .. key)
+  redis.call('ZREM', KEYS[1], key)
+end
+return #keys
+"""
+_PRUNE_BATCH = 1000
+
 
 class RedisOutbox:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
@@ -68,6 +80,7 @@ class RedisOutbox:
         self._claim = client.register_script(_CLAIM)
         self._record = client.register_script(_RECORD)
         self._requeue = client.register_script(_REQUEUE)
+        self._prune_dead = client.register_script(_PRUNE_DEAD)
 
     @classmethod
     def connect(cls, url: str, *, prefix: str) -> Self:
@@ -171,6 +184,15 @@ class RedisOutbox:
 
     def requeue_dead(self, now: float) -> int:
         return int(self._requeue(keys=[self._due, self._dead], args=[repr(now), self._row_prefix]))
+
+    def prune_dead(self, before: float) -> int:
+        pruned = 0
+        while True:  # in batches: one script call must not hold Redis for long
+            args: list[str | int] = [repr(before), self._row_prefix, _PRUNE_BATCH]
+            count = int(self._prune_dead(keys=[self._dead], args=args))
+            pruned += count
+            if count < _PRUNE_BATCH:
+                return pruned
 
     def close(self) -> None:
         self._redis.close()

@@ -121,5 +121,11 @@ class SQLiteOutbox:
         )
         return cursor.rowcount
 
+    def prune_dead(self, before: float) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM deliveries WHERE dead = 1 AND dead_at < ?", (before,)
+        )
+        return cursor.rowcount
+
     def close(self) -> None:
         self._db.close()
