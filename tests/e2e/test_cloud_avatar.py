@@ -12,7 +12,7 @@ from livekit import api
 
 from tests.e2e.conftest import AVATAR_IDENTITY, Stack
 from tests.e2e.harness import User, agent_identity
-from tests.fakes.openai_realtime import GREETING
+from tests.fakes.openai_realtime import GREETING, FunctionCall
 
 pytestmark = pytest.mark.e2e
 
@@ -149,3 +149,29 @@ async def test_two_sessions_in_a_row_then_sigterm_drains_the_second(stack: Stack
     async with asyncio.timeout(60):
         assert await agent.process.wait() == 0
     assert len(agent.logged("session usage")) == 2
+
+
+async def test_the_model_gestures_through_its_tool(stack: Stack) -> None:
+    """The optional gesture tool, called by the realtime model itself (a scripted function
+    call), reaches the avatar as one `trigger_dynamics`; the reply after the tool is spoken."""
+    stack.realtime.script.transcripts.append("wave at me please")
+    await stack.start_agent(stack.avatar_settings(DYNAMICS_FUNCTION_TOOL="true"))
+    user = await stack.join()
+    await avatar_greets(stack, user)
+    session = stack.avatar.session(user.room.name)
+    # the tool joins the agent once the session runs: script the call only now
+    stack.realtime.script.replies.extend(
+        [FunctionCall(name="perform_gesture", arguments={"gesture": "mini_wave_hello"}), "Hi!"]
+    )
+
+    await user.open_mic()
+    await user.say(1.0)
+    await session.wait_gestures(1, within=30)
+    await user.until(lambda: "Hi!" in user.final_texts(), within=30)
+    assert [(g.action, g.triggered) for g in session.gestures] == [("mini_wave_hello", True)]
+    (output,) = [
+        e["item"]
+        for e in stack.realtime.received_of("conversation.item.create")
+        if e["item"]["type"] == "function_call_output"
+    ]
+    assert output["output"].startswith("Done")
