@@ -208,7 +208,7 @@ async def dispatch_latency_ours(
     async with BithumanStub() as server:
         server.answers[dynamics_path("A1")] = (200, dynamics_body(GESTURES))
         settings = DynamicsSettings(
-            bithuman_api_secret="bench", bithuman_rest_url=server.url, dynamics_map_path=None
+            bithuman_api_secret=server.secret, bithuman_rest_url=server.url, dynamics_map_path=None
         )
         dynamics = await Dynamics.start(
             session=session,

@@ -15,9 +15,8 @@ from livekit.agents.utils import http_context
 
 from agent.avatar import prewarm_avatar, start_avatar
 from agent.settings import AgentSettings
-from tests.fakes.bithuman_api import MINT, SCOPED_TOKEN, SESSION_REQUEST, BithumanStub
+from tests.fakes.bithuman_api import ACCOUNT_SECRET, MINT, SESSION_REQUEST, BithumanStub
 
-ACCOUNT_SECRET = "sk_bh_account_secret_never_in_room"
 LIVEKIT_SECRET = "livekit-api-secret-for-tests-0123456789"
 
 
@@ -72,8 +71,9 @@ async def test_cloud_avatar_gets_a_scoped_token_never_the_account_secret(
     assert minted.body["livekit_url"] == "wss://lk.example.test"
     assert minted.body["room_name"] == "room-1"
 
+    scoped_token = bithuman_api.minted_for("room-1").token
     (request,) = bithuman_api.calls(SESSION_REQUEST)
-    assert request.headers["api-secret"] == SCOPED_TOKEN
+    assert request.headers["api-secret"] == scoped_token
     body = request.body
     assert body["agent_id"] == "A12BCD3456" and body["model"] == "essence"
     assert body["livekit_url"] == "wss://lk.example.test" and body["mode"] == "cpu"
@@ -83,7 +83,7 @@ async def test_cloud_avatar_gets_a_scoped_token_never_the_account_secret(
     assert claims.video is not None and claims.video.room == "room-1"
     attributes = claims.attributes or {}
     assert attributes["lk.publish_on_behalf"] == "agent-AJ_test"
-    assert attributes.get("api_secret") == SCOPED_TOKEN
+    assert attributes.get("api_secret") == scoped_token
     everything = str(body) + str(attributes) + str(request.headers)
     assert ACCOUNT_SECRET not in everything and LIVEKIT_SECRET not in everything
 

@@ -27,7 +27,7 @@ async def test_a_funny_remark_makes_the_avatar_laugh_once_and_the_reply_arrives(
         _env_file=None,  # type: ignore[call-arg]
         openai_api_key="sk-test",
         openai_base_url=realtime_server.base_url,
-        bithuman_api_secret="sk_bh_test_secret",
+        bithuman_api_secret=bithuman_api.secret,
         bithuman_avatar_id="A12BCD3456",
         bithuman_rest_url=bithuman_api.url,
         dynamics_map_path=None,

@@ -22,9 +22,9 @@ from tests.dynamics.standins import (
     StandInRoom,
     dynamics_body,
 )
-from tests.fakes.bithuman_api import BithumanStub, dynamics_path
+from tests.fakes.bithuman_api import ACCOUNT_SECRET, BithumanStub, dynamics_path
 
-SECRET = "test-secret-value"
+SECRET = ACCOUNT_SECRET  # what the stub accepts
 A1 = dynamics_path("A1")
 
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from tests.dynamics.standins import GESTURES, dynamics_body
-from tests.fakes.bithuman_api import BithumanStub, dynamics_path
+from tests.fakes.bithuman_api import ACCOUNT_SECRET, BithumanStub, dynamics_path
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET = "cli-secret-value"
+SECRET = ACCOUNT_SECRET  # what the stub accepts
 A1 = dynamics_path("A1")
 
 

@@ -54,7 +54,7 @@ class Harness:
 
     async def start(self, session: AgentSession[Any], **overrides: Any) -> Dynamics:
         settings = DynamicsSettings(
-            bithuman_api_secret="secret-for-tests",
+            bithuman_api_secret=self.stub.secret,
             bithuman_rest_url=self.stub.url,
             **overrides,
         )
@@ -241,7 +241,7 @@ async def test_a_failing_trigger_is_logged_once_and_never_raised(
     dynamics = await Dynamics.start(
         session=session,
         target=BrokenTarget(),
-        settings=DynamicsSettings(bithuman_api_secret="s", bithuman_rest_url=stub.url),
+        settings=DynamicsSettings(bithuman_api_secret=stub.secret, bithuman_rest_url=stub.url),
         agent_id="A1",
         cache=CatalogCache(),
     )
