@@ -18,7 +18,7 @@ from common.settings import fail, load_settings
 from token_server.app import create_app
 from token_server.minting import Grant, TokenMinter
 from token_server.policy import GrantPolicy, is_valid_room_name, new_identity
-from token_server.settings import TokenServerSettings, require_livekit
+from token_server.settings import TokenServerSettings, require_client_auth, require_livekit
 from token_server.state import SERVICES
 
 log = logs.get_logger("token_server")
@@ -28,6 +28,7 @@ def serve(settings: TokenServerSettings) -> None:
     logs.setup(json=settings.production, level=settings.log_level, secrets=settings.secret_values())
     if settings.production:
         require_livekit(settings)
+        require_client_auth(settings)
     elif not settings.livekit_configured:
         log.warning(
             "LiveKit settings missing: /token answers 503 until they are set",
@@ -37,6 +38,18 @@ def serve(settings: TokenServerSettings) -> None:
     minter = app[SERVICES].minter
     if minter is not None and minter.weak_secret:
         log.warning("LIVEKIT_API_SECRET is shorter than 32 bytes: fine only for a dev server")
+    if not settings.api_key.get_secret_value():
+        log.warning(
+            "/token needs no API key: anyone who reaches this server can mint tokens",
+            anonymous_opt_in=settings.allow_anonymous,
+        )
+    broad = settings.broad_trusted_proxies()
+    if broad:
+        log.warning(
+            "TOKEN_SERVER_TRUSTED_PROXIES holds very wide networks: clients inside them choose "
+            "the address they are rate-limited as",
+            networks=[str(network) for network in broad],
+        )
     log.info(
         "token server starting",
         host=settings.host,
@@ -46,8 +59,9 @@ def serve(settings: TokenServerSettings) -> None:
         cors_origins=settings.allowed_origins(),
         agent_name=settings.agent_name or None,
         rate_limit_per_minute=settings.rate_limit_per_minute,
+        read_timeout_s=settings.read_timeout_seconds,
     )
-    # Our own "token issued" line replaces aiohttp's per-request access log.
+    # No access log: requests are counted in /metrics and summarised per interval (summary.py).
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
 
 

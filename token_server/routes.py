@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
 from aiohttp import hdrs, web
 
 from common.logs import get_logger
-from common.web import ApiError
+from common.web import ApiError, error_response
 from token_server.access import enforce_access
 from token_server.policy import AgentNotAllowed
 from token_server.schema import parse_token_request
 from token_server.state import SERVICES, Services
 
 log = get_logger("token_server")
+# Checked before building the per-token DEBUG line: at the default level it costs nothing.
+_debug = logging.getLogger("token_server")
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -25,15 +29,23 @@ def _is_json(content_type: str) -> bool:
 
 async def issue_token(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    settings = services.settings
     await enforce_access(request)
     if services.minter is None:
         raise ApiError(
             503,
             "LIVEKIT_NOT_CONFIGURED",
             "the token server has no LiveKit credentials yet",
-            {"missing": services.settings.missing_livekit_variables()},
+            {"missing": settings.missing_livekit_variables()},
         )
-    raw = await request.read()
+    try:
+        # The head had its deadline (runner_options); a body trickled in slowly gets the same.
+        async with asyncio.timeout(settings.read_timeout_seconds):
+            raw = await request.read()
+    except TimeoutError:
+        response = error_response(408, "REQUEST_TIMEOUT", "the request body arrived too slowly")
+        response.force_close()
+        return response
     # An empty body needs no type (some clients label it octet-stream); anything else is JSON.
     if raw and hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send Content-Type: application/json")
@@ -51,15 +63,16 @@ async def issue_token(request: web.Request) -> web.Response:
     started = time.perf_counter()
     minted = services.minter.mint(grant)
     services.metrics.mint_seconds.observe(time.perf_counter() - started)
-    log.info(
-        "token issued",
-        room=grant.room,
-        identity=grant.identity,
-        agents=[a.agent_name for a in grant.agents],
-    )
+    if _debug.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "token issued",
+            room=grant.room,
+            identity=grant.identity,
+            agents=[a.agent_name for a in grant.agents],
+        )
     answer: dict[str, Any] = {
         # LiveKit's standard endpoint fields...
-        "server_url": services.settings.livekit_url,
+        "server_url": settings.livekit_url,
         "participant_token": minted.jwt,
         # ...the bitHuman Flutter guide's...
         "token": minted.jwt,

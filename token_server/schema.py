@@ -32,12 +32,24 @@ MAX_ERROR_DETAILS = 20
 # LiveKit keeps attribute keys starting with "lk." for itself (agent state, publish-on-behalf).
 RESERVED_ATTRIBUTE_PREFIX = "lk."
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Control characters (NUL, line breaks, escapes), lone surrogates, and the invisible formatting
+# characters that reorder or break displayed text: bidirectional marks, embeddings, overrides and
+# isolates (a name holding U+202E shows reversed), and the Unicode line/paragraph separators.
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
 
 
 def _printable(value: str) -> str:
     if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+        raise ValueError("must not contain control or bidirectional formatting characters")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    # Free text (JSON, line breaks) is fine; NUL truncates strings in C consumers.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     return value
 
 
@@ -56,7 +68,8 @@ AttributeKey = Annotated[
     AfterValidator(_printable),
     AfterValidator(_unreserved),
 ]
-AttributeValue = Annotated[str, StringConstraints(max_length=1024)]
+AttributeValue = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_printable)]
+Metadata = Annotated[str, StringConstraints(max_length=MAX_METADATA_CHARS), AfterValidator(_no_nul)]
 
 
 class AgentDispatchRequest(BaseModel):
@@ -68,7 +81,7 @@ class AgentDispatchRequest(BaseModel):
         max_length=MAX_NAME_CHARS,
         validation_alias=AliasChoices("agent_name", "agentName"),
     )
-    metadata: str = Field("", max_length=MAX_METADATA_CHARS)
+    metadata: Metadata = ""
 
 
 class RoomConfigRequest(BaseModel):
@@ -93,7 +106,7 @@ class TokenRequest(BaseModel):
     participant: DisplayName | None = None  # Flutter guide
     # Never used as the identity (identities are generated); only as a display-name fallback.
     participant_identity: DisplayName | None = None
-    participant_metadata: str | None = Field(None, max_length=MAX_METADATA_CHARS)
+    participant_metadata: Metadata | None = None
     participant_attributes: dict[AttributeKey, AttributeValue] | None = Field(
         None, max_length=MAX_ATTRIBUTES
     )

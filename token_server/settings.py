@@ -26,6 +26,7 @@ _LIVEKIT_HINT = (
     "`livekit-server --dev` uses devkey / secret"
 )
 _LIVEKIT_FIELDS = ("livekit_url", "livekit_api_key", "livekit_api_secret")
+_API_KEY_HINT = "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class TokenServerSettings(ServiceSettings):
@@ -64,13 +65,22 @@ class TokenServerSettings(ServiceSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="TOKEN_SERVER_LOG_LEVEL"
     )
+    summary_interval_seconds: float = Field(
+        60, ge=0, validation_alias="TOKEN_SERVER_SUMMARY_INTERVAL_SECONDS"
+    )
+    read_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        le=300,
+        validation_alias="TOKEN_SERVER_READ_TIMEOUT_SECONDS",
+        json_schema_extra={"hint": "seconds, e.g. 10"},
+    )
     api_key: SecretStr = Field(
         SecretStr(""),
         validation_alias="TOKEN_SERVER_API_KEY",
-        json_schema_extra={
-            "hint": "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        },
+        json_schema_extra={"hint": _API_KEY_HINT},
     )
+    allow_anonymous: bool = Field(False, validation_alias="TOKEN_SERVER_ALLOW_ANONYMOUS")
     token_ttl_seconds: int = Field(
         900, ge=60, le=MAX_TTL_SECONDS, validation_alias="TOKEN_SERVER_TOKEN_TTL_SECONDS"
     )
@@ -126,6 +136,17 @@ class TokenServerSettings(ServiceSettings):
         # strict=False accepts a bare address as a one-address network.
         return [ip_network(item, strict=False) if isinstance(item, str) else item for item in items]
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _not_everyone(cls, networks: list[Network]) -> list[Network]:
+        for network in networks:
+            if network.prefixlen == 0:
+                raise ValueError(
+                    f"{network} trusts every address, so any client could choose the address "
+                    "it is rate-limited as; list your proxies' addresses only"
+                )
+        return networks
+
     @property
     def production(self) -> bool:
         return self.app_env == "production"
@@ -148,6 +169,14 @@ class TokenServerSettings(ServiceSettings):
             return self.cors_origins
         return [] if self.production else list(DEVELOPMENT_ORIGINS)
 
+    def broad_trusted_proxies(self) -> list[Network]:
+        """Trusted networks wider than an IPv4 /8 or an IPv6 /16: worth a warning at start."""
+        return [
+            network
+            for network in self.trusted_proxies
+            if network.prefixlen < (8 if network.version == 4 else 16)
+        ]
+
     def dispatchable_agents(self) -> frozenset[str]:
         """Agents a client may name in `room_config`: the allow-list plus AGENT_NAME."""
         names = set(self.allowed_agents)
@@ -158,6 +187,18 @@ class TokenServerSettings(ServiceSettings):
 
 def _filled(value: str | SecretStr) -> bool:
     return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+def require_client_auth(settings: TokenServerSettings) -> None:
+    """In production, exit with status 2 and one line unless /token needs an API key or
+    anonymous access was chosen (a gateway in front that authenticates callers)."""
+    anonymous = not settings.api_key.get_secret_value()
+    if settings.production and anonymous and not settings.allow_anonymous:
+        fail(
+            "configuration error: TOKEN_SERVER_API_KEY is not set, so anyone could mint tokens "
+            f"and start paid agent sessions; set it ({_API_KEY_HINT}), or set "
+            "TOKEN_SERVER_ALLOW_ANONYMOUS=true when a gateway in front authenticates callers"
+        )
 
 
 def require_livekit(settings: TokenServerSettings) -> None:

@@ -1,14 +1,26 @@
-"""Whatever a client sends, /token answers 200 or a 4xx JSON error, never a 5xx."""
+"""Whatever a client sends, /token answers 200 or a 4xx JSON error, never a 5xx, and nothing is
+logged with a traceback: JSON bodies through the client, then raw requests on a socket."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import io
 import json
+import logging
+import socket
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.logs import formatter
 from tests.token_server.conftest import make_settings
 from token_server import create_app
 from token_server.routes import MAX_BODY_BYTES
@@ -182,3 +194,286 @@ async def test_wrong_method_is_a_json_405(client: Any, method: str) -> None:
 
     assert response.status == 405
     assert (await response.json())["code"] == "METHOD_NOT_ALLOWED"
+
+
+# -- hostile requests, byte by byte on a real socket --------------------------------------------
+# Whatever the method, path, headers, encoding, framing, size or body, and with or without the
+# API key: never a 5xx, and nothing logged with a traceback or at ERROR (or unwritable).
+
+FUZZ_KEY = "fuzz-api-key-0123456789"
+
+
+class _Recorder(logging.Handler):
+    """Formats every record as the service does and keeps what must not happen."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(formatter(json=True))
+        self.stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        self.bad: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or record.levelno >= logging.ERROR:
+            self.bad.append(f"{record.name}: {record.getMessage()}")
+        try:
+            self.stream.write(self.format(record) + "\n")
+        except Exception as exc:
+            self.bad.append(f"unwritable log line from {record.name}: {exc!r}")
+
+
+@dataclass
+class Served:
+    port: int
+    recorder: _Recorder
+    statuses: list[int] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    """The token server with every protection on, on a loop of its own in a thread."""
+    settings_ = make_settings(
+        api_key=FUZZ_KEY,
+        agent_name="main",
+        rate_limit_per_minute=1e9,
+        rate_limit_burst=10**9,
+        trusted_proxies=["127.0.0.1"],
+        read_timeout_seconds=1.0,
+    )
+    app = create_app(settings_)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    started = threading.Event()
+    port: list[int] = []
+
+    async def start() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        assert site._server is not None
+        port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        started.set()
+        loop.run_forever()
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.close()
+
+    recorder = _Recorder()
+    root = logging.getLogger()
+    ours = logging.getLogger("token_server")
+    old_level = ours.level
+    ours.setLevel(logging.DEBUG)  # the per-token lines, with hostile names, get formatted too
+    root.addHandler(recorder)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield Served(port[0], recorder)
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        root.removeHandler(recorder)
+        ours.setLevel(old_level)
+
+
+def exchange(port: int, request: bytes, *, half_close: bool) -> bytes:
+    """Send raw bytes and read until the server closes (requests say Connection: close)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(request)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # answered and closed before an oversized request was sent
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`usual` about four times in five, else `odd`."""
+    return st.integers(0, 4).flatmap(lambda n: odd if n == 0 else usual)
+
+
+hostile_text = st.text(st.characters(codec=None), max_size=40)  # lone surrogates included
+raw_header_values = st.binary(max_size=80).map(
+    lambda v: v.replace(b"\r", b" ").replace(b"\n", b"-")
+)
+method_tokens = st.binary(min_size=1, max_size=8).filter(lambda v: not set(v) & set(b" \r\n"))
+hostile_strings = (
+    st.sampled_from(
+        ["a\x00b", "line\nbreak", "\u202egnp.exe", "\u2066x\u2069", "\ud800", "x" * 2000, "ok"]
+    )
+    | hostile_text
+)
+hostile_token_requests = st.fixed_dictionaries(
+    {},
+    optional={
+        "room_name": mostly(st.sampled_from(["demo", "room_1"]), hostile_strings),
+        "room": hostile_strings,
+        "participant_name": mostly(st.just("Ada"), hostile_strings),
+        "participant": hostile_strings,
+        "participant_identity": hostile_strings | st.just("bithuman-avatar-agent"),
+        "participant_metadata": hostile_strings | st.just('{"a":\n1}'),
+        "participant_attributes": st.dictionaries(
+            hostile_strings | st.just("lk.agent.state"), hostile_strings, max_size=4
+        )
+        | json_values,
+        "room_config": room_configs | json_values,
+    },
+)
+
+
+@st.composite
+def token_bodies(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["json"] * 3 + ["bytes", "big", "empty", "deep"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=600))
+    if kind == "big":
+        return b'{"room":"' + b"x" * draw(st.integers(MAX_BODY_BYTES - 100, 40000)) + b'"}'
+    if kind == "empty":
+        return b""
+    if kind == "deep":
+        return b"[" * draw(st.integers(1, 20000))
+    text = json.dumps(draw(hostile_token_requests), ensure_ascii=draw(st.booleans()))
+    return text.encode("utf-8", draw(st.sampled_from(["surrogatepass", "replace"])))
+
+
+@st.composite
+def hostile_requests(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """Raw request bytes, and whether the client stops sending before its body is complete."""
+    method = draw(
+        mostly(
+            st.just(b"POST"),
+            st.sampled_from([b"GET", b"PUT", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE", b"BREW"])
+            | method_tokens,
+        )
+    )
+    path = draw(
+        mostly(
+            st.just(b"/token"),
+            st.sampled_from(
+                [b"/token/", b"/healthz", b"/metrics", b"/", b"/%ff%fe", b"/token?x=%00", b"*"]
+            )
+            | st.just(b"/" + b"t" * 9000),
+        )
+    )
+    body = draw(token_bodies())
+    headers: list[tuple[bytes, bytes]] = [(b"Host", b"localhost"), (b"Connection", b"close")]
+    key = draw(mostly(st.sampled_from(["x-api-key", "bearer"]), st.sampled_from(["none", "junk"])))
+    if key == "x-api-key":
+        headers.append((b"X-API-Key", FUZZ_KEY.encode()))
+    elif key == "bearer":
+        headers.append((b"Authorization", b"Bearer " + FUZZ_KEY.encode()))
+    elif key == "junk":
+        name = draw(st.sampled_from([b"X-API-Key", b"Authorization"]))
+        headers.append((name, draw(raw_header_values)))
+    if draw(st.booleans()):
+        origin = draw(
+            st.sampled_from([b"http://localhost:8080", b"https://evil.example", b"null"])
+            | raw_header_values
+        )
+        headers.append((b"Origin", origin))
+        if method == b"OPTIONS" and draw(st.booleans()):
+            headers.append((b"Access-Control-Request-Method", draw(raw_header_values)))
+    if draw(st.booleans()):
+        forwarded = draw(
+            st.sampled_from([b"203.0.113.9", b"::1, 10.0.0.1", b"unknown, , x", b"999.1.1.1"])
+            | raw_header_values
+        )
+        headers.append((b"X-Forwarded-For", forwarded))
+    encoding = draw(
+        mostly(
+            st.none(),
+            st.sampled_from([b"gzip", b"deflate", b"br", b"zstd", b"identity", b"gzip, x", b"?"]),
+        )
+    )
+    if encoding is not None:
+        headers.append((b"Content-Encoding", encoding))
+        how = draw(st.sampled_from(["as named", "not at all", "truncated", "trailing junk"]))
+        if how != "not at all" and encoding in (b"gzip", b"deflate"):
+            packed = gzip.compress(body) if encoding == b"gzip" else zlib.compress(body)
+            body = {
+                "as named": packed,
+                "truncated": packed[: len(packed) // 2],
+                "trailing junk": packed + b"junk",
+            }[how]
+    content_type = draw(
+        mostly(
+            st.just(b"application/json"),
+            st.sampled_from([b"text/plain", b"application/x-www-form-urlencoded", b""])
+            | raw_header_values,
+        )
+    )
+    headers.append((b"Content-Type", content_type))
+    if draw(mostly(st.just(False), st.just(True))):
+        name = draw(st.sampled_from([b"Accept", b"Expect", b"X-Fuzz", b"Cookie", b"Upgrade"]))
+        headers.append((name, draw(raw_header_values)))
+    if draw(mostly(st.just(False), st.just(True))):
+        headers += [(b"X-Many-%d" % i, b"v") for i in range(draw(st.integers(50, 200)))]
+    framing = draw(
+        mostly(st.just("length"), st.sampled_from(["chunked", "bad chunk", "short length"]))
+    )
+    if framing == "chunked":
+        headers.append((b"Transfer-Encoding", b"chunked"))
+        payload = (b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
+    elif framing == "bad chunk":
+        headers.append((b"Transfer-Encoding", b"chunked"))
+        payload = b"zz\r\n" + body + b"\r\n0\r\n\r\n"
+    elif framing == "short length":
+        headers.append((b"Content-Length", b"%d" % (len(body) + 10)))
+        payload = body  # then the client stops sending: the server must not hang on it
+    else:
+        headers.append((b"Content-Length", b"%d" % len(body)))
+        payload = body
+    head = method + b" " + path + b" HTTP/1.1\r\n"
+    head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    return head + b"\r\n" + payload, framing == "short length"
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(request=hostile_requests())
+def test_hostile_requests_get_no_5xx_and_no_traceback(
+    served: Served, request: tuple[bytes, bool]
+) -> None:
+    raw, stops_short = request
+    answer = exchange(served.port, raw, half_close=stops_short)
+    if stops_short and not answer:
+        return  # a client that went away mid-body was dropped: nobody to answer
+    assert answer, raw[:300]
+    parts = answer.split(b"\r\n", 1)[0].split(b" ")
+    assert parts[0] in (b"HTTP/1.0", b"HTTP/1.1") and parts[1].isdigit(), answer[:200]
+    status = int(parts[1])
+    served.statuses.append(status)
+    assert status < 500, answer[:400]
+    head, _, content = answer.partition(b"\r\n\r\n")
+    if status >= 400 and content and b"application/json" in head.lower():
+        assert json.loads(content)["code"].isupper(), content[:200]
+    assert served.recorder.bad == [], served.recorder.bad
+
+
+def test_the_fuzzing_reached_every_outcome(served: Served) -> None:
+    """Runs after the property test: its examples must have minted tokens and met every kind
+    of refusal, or the strategy has rotted."""
+    assert served.statuses, "the property test did not run first"
+    assert {200, 400, 401, 403, 404, 405, 413, 415} <= set(served.statuses)
+    assert served.recorder.bad == []
