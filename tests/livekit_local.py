@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -56,33 +57,29 @@ class LiveKitServer:
             return log.read().decode(errors="replace")
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def server_ports() -> tuple[int, int, int]:
+    """Signal (TCP), ICE/TCP and the first of `UDP_PORTS` UDP ports, all free now and all below
+    the kernel's ephemeral range, where no client socket of the tests is handed one meanwhile."""
+    low = 20_000
+    with contextlib.suppress(OSError, ValueError):
+        low = min(low, int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]))
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10_000, low - UDP_PORTS - 2)
+        wanted = [(socket.SOCK_STREAM, base), (socket.SOCK_STREAM, base + 1)]
+        wanted += [(socket.SOCK_DGRAM, base + 2 + i) for i in range(UDP_PORTS)]
+        if all(_bindable(kind, port) for kind, port in wanted):
+            return base, base + 1, base + 2
+    raise RuntimeError("no free ports for livekit-server on 127.0.0.1")
 
 
-def free_udp_range(size: int) -> int:
-    """The first port of `size` consecutive UDP ports that are free now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            start = int(probe.getsockname()[1])
-        if start + size > 65535:
-            continue
-        held: list[socket.socket] = []
+def _bindable(kind: int, port: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
         try:
-            for port in range(start, start + size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return start
+            sock.bind(("127.0.0.1", port))
         except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise RuntimeError("no free UDP port range on 127.0.0.1")
+            return False
+    return True
 
 
 def server_binary() -> Path:
@@ -115,45 +112,52 @@ def config(http_port: int, tcp_port: int, udp_start: int, key: str, secret: str)
 }}"""
 
 
-def wait_until_ready(process: subprocess.Popen[bytes], http_url: str, log_path: Path) -> None:
+def wait_until_ready(process: subprocess.Popen[bytes], http_url: str) -> bool:
+    """True once the server answers; False if it exited first (a port taken meanwhile)."""
     deadline = time.monotonic() + 30
-    while True:
+    while process.poll() is None:
         try:
             with urllib.request.urlopen(http_url, timeout=1) as answer:
                 if answer.status == 200:
-                    return
+                    return True
         except (urllib.error.URLError, OSError):
             pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"livekit-server did not start:\n{tail}")
+        if time.monotonic() > deadline:
+            process.kill()
+            break
         time.sleep(0.05)
+    process.wait()
+    return False
+
+
+def start(binary: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], LiveKitServer]:
+    key = "test-" + secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    for _ in range(3):
+        http_port, tcp_port, udp_start = server_ports()
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [str(binary), "--config-body", config(http_port, tcp_port, udp_start, key, secret)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=log_path.parent,
+            )
+        server = LiveKitServer(f"ws://127.0.0.1:{http_port}", key, secret, log_path)
+        if wait_until_ready(process, server.http_url):
+            return process, server
+    tail = log_path.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"livekit-server did not start:\n{tail}")
 
 
 @contextlib.contextmanager
 def running_server(workdir: Path) -> Iterator[LiveKitServer]:
     """A started server (benchmarks use this too); stopped on exit."""
-    binary = server_binary()
-    key = "test-" + secrets.token_hex(4)
-    secret = secrets.token_urlsafe(32)
-    http_port, tcp_port = free_tcp_port(), free_tcp_port()
-    udp_start = free_udp_range(UDP_PORTS)
-    log_path = workdir / "livekit-server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(binary), "--config-body", config(http_port, tcp_port, udp_start, key, secret)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
-    server = LiveKitServer(f"ws://127.0.0.1:{http_port}", key, secret, log_path)
+    process, server = start(server_binary(), workdir / "livekit-server.log")
+    RUNNING.append(server)
     try:
-        wait_until_ready(process, server.http_url, log_path)
-        RUNNING.append(server)
         yield server
     finally:
-        if server in RUNNING:
-            RUNNING.remove(server)
+        RUNNING.remove(server)
         process.terminate()
         try:
             process.wait(timeout=15)

@@ -35,6 +35,7 @@ async def test_greeting_then_a_spoken_turn_and_its_webhooks(stack: Stack) -> Non
     # the user's own words come back as a transcript too (input transcription is on)
     await user.until(lambda: "what is the weather like" in user.final_texts(user.identity))
     assert user.audio_publishers() == {agent}
+    assert stack.bithuman.requests == [], "no avatar configured: bitHuman is never called"
 
     # webhooks: one room.join for the one human, and the three messages, all signed
     await stack.receiver.wait_for(4, within=30)

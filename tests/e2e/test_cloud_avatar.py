@@ -10,8 +10,9 @@ import signal
 import pytest
 from livekit import api
 
-from tests.e2e.conftest import AVATAR_IDENTITY, Stack
+from tests.e2e.conftest import AVATAR_ID, AVATAR_IDENTITY, Stack
 from tests.e2e.harness import User, agent_identity
+from tests.fakes.bithuman_api import MINT, SESSION_REQUEST
 from tests.fakes.openai_realtime import GREETING, FunctionCall
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +52,48 @@ async def test_the_user_hears_and_sees_the_avatar_and_no_echo(stack: Stack) -> N
     assert session.scoped_token and session.scoped_token != stack.bithuman.secret
     assert not any(stack.bithuman.secret in value for value in avatar.attributes.values())
     assert avatar.attributes.get("lk.publish_on_behalf") == agent_identity(user)
+
+    # what bitHuman was sent: a mint with the account secret, for this room, agent and server;
+    # the session request with the scoped token and a LiveKit token for the avatar alone
+    (mint,) = stack.bithuman.calls(MINT)
+    assert mint.headers["api-secret"] == stack.bithuman.secret
+    assert mint.body == {
+        "agent_code": AVATAR_ID,
+        "scope": "livekit-cloud",
+        "room_name": user.room.name,
+        "livekit_url": stack.livekit.url,
+    }
+    (request,) = stack.bithuman.calls(SESSION_REQUEST)
+    assert request.headers["api-secret"] == session.scoped_token
+    assert request.body["agent_id"] == AVATAR_ID and request.body["mode"] == "cpu"
+    claims = api.TokenVerifier(stack.livekit.api_key, stack.livekit.api_secret).verify(
+        request.body["livekit_token"]
+    )
+    assert claims.identity == AVATAR_IDENTITY and claims.kind == "agent"
+    assert claims.video is not None and claims.video.room == user.room.name
+    assert stack.livekit.api_secret not in str(request.body) + str(request.headers)
+
+
+@pytest.mark.parametrize("failure", ["mint refused", "session request refused", "api hangs"])
+async def test_an_avatar_that_cannot_start_leaves_the_agent_voice(
+    stack: Stack, failure: str
+) -> None:
+    if failure == "mint refused":
+        stack.bithuman.fail(MINT, 401, body={"error": "Invalid API secret", "code": "UNAUTHORIZED"})
+    elif failure == "session request refused":
+        stack.bithuman.fail(SESSION_REQUEST, 400, times=10)
+    else:
+        stack.bithuman.delays[SESSION_REQUEST] = 30
+    agent = await stack.start_agent(stack.avatar_settings(AVATAR_START_TIMEOUT="2"))
+    user = await stack.join()
+    await user.until(lambda: GREETING in user.final_texts(), within=45)
+    speaker = agent_identity(user)
+    assert speaker is not None
+    await user.until(lambda: user.voiced(speaker) >= 25)
+    assert user.audio_publishers() == {speaker}
+    (fallback,) = agent.logged("avatar unavailable, continuing audio-only")
+    assert fallback["stage"] == "start"
+    assert stack.bithuman.secret not in agent.text()
 
 
 async def test_a_keyword_gives_exactly_one_gesture_through_the_sfu(stack: Stack) -> None:
