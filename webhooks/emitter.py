@@ -9,6 +9,11 @@ A call checks its arguments, stamps the event with an id and the time, and queue
 writer thread, which serializes and commits it: no network I/O, disk I/O or serialization on
 the event loop. Call the emitter from the event loop's thread.
 
+`start` also warms that path up: a job process serves one conversation, so without it the
+conversation's first calls would be the process's first, running CPython's unspecialized
+bytecode (it specializes a function after several calls), about 1.5x slower each; those
+first calls made up most of the enqueue cost's p99.
+
 Delivery happens elsewhere by default (the worker's main process or `python -m
 webhooks.deliver`, see webhooks.deliverer), so a slow or dead receiver costs the conversation
 nothing. With WEBHOOK_DELIVER_IN_PROCESS (or `deliver=True`) the emitter also runs a deliverer
@@ -19,6 +24,7 @@ configured the emitter is inert and every call returns None.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import aiohttp
 from prometheus_client import CollectorRegistry
@@ -28,11 +34,13 @@ from webhooks import events
 from webhooks.clock import SYSTEM_CLOCK, Clock
 from webhooks.deliverer import Deliverer
 from webhooks.metrics import SenderMetrics, metrics_on
-from webhooks.outbox import open_outbox
+from webhooks.outbox import DeadLetter, Delivery, Outcome, open_outbox
 from webhooks.settings import WebhookSettings
 from webhooks.writer import OutboxWriter
 
 log = get_logger("webhooks.emitter")
+
+WARM_UP_CALLS = 32  # per method: well past CPython 3.11's specialization threshold (8)
 
 
 class WebhookEmitter:
@@ -93,6 +101,7 @@ class WebhookEmitter:
             metrics=metrics_on(SenderMetrics, registry),
         )
         writer.start()
+        _warm_up(clock)
         log.info(
             "webhooks on",
             destinations=len(settings.urls),
@@ -187,3 +196,52 @@ class WebhookEmitter:
     def _refuse(self, event_type: str) -> None:
         if self._closed:
             log.warning("webhook event after close dropped", event_type=event_type)
+
+
+def _warm_up(clock: Clock) -> None:
+    """Run `room_join` and `chat_push`, to the writer's queue and back, on events nobody keeps,
+    so that their bytecode (shared by every emitter) is specialized before a conversation's
+    first calls."""
+    writer = OutboxWriter(_NoOutbox(), ())
+    writer.attach()
+    emitter = WebhookEmitter(
+        agent_id="warm-up",
+        event_types=frozenset(events.EVENT_TYPES),
+        writer=writer,
+        deliverer=None,
+        clock=clock,
+    )
+    for i in range(WARM_UP_CALLS):
+        emitter.room_join(room_name="warm-up", participant_count=i, session_id="warm-up")
+        emitter.chat_push(role="user", message="warm-up", session_id="warm-up")
+        writer.discard()
+
+
+class _NoOutbox:
+    """The warm-up writer's store: its thread never starts, so nothing is ever called."""
+
+    def append(self, events: Sequence[events.Event], urls: Sequence[str]) -> None: ...
+
+    def claim(self, now: float, lease_until: float, limit: int) -> list[Delivery]:
+        return []
+
+    def record(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    def release(self, keys: Sequence[str], now: float) -> None: ...
+
+    def next_due(self) -> float | None:
+        return None
+
+    def depth(self) -> int:
+        return 0
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        return []
+
+    def requeue_dead(self, now: float) -> int:
+        return 0
+
+    def prune_dead(self, before: float) -> int:
+        return 0
+
+    def close(self) -> None: ...

@@ -63,6 +63,17 @@ class OutboxWriter:
         self._loop = asyncio.get_running_loop()
         self._thread.start()
 
+    def attach(self) -> None:
+        """Bind to the running loop without starting the thread: a writer that only queues
+        (the emitter's warm-up), emptied with `discard()`."""
+        self._loop = asyncio.get_running_loop()
+
+    def discard(self) -> None:
+        """Forget what was put and not yet taken by the thread, as if it had never been."""
+        self._put -= len(self._pending)
+        self._pending.clear()
+        self._kick_scheduled = False
+
     def put(self, build: Callable[[], Event]) -> None:
         """Queue an event (as the call that builds it). Call from the event loop's thread."""
         assert self._loop is not None, "start() the writer first"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from webhooks import events
 from webhooks.events import EventIds
 from webhooks.outbox import OutboxStore, Outcome
+from webhooks.outbox.sqlite_store import SQLiteOutbox
 
 new_id = EventIds().next
 
@@ -130,3 +134,18 @@ def test_concurrent_claimers_never_share_a_row(store_factory: Factory) -> None:
         results = list(pool.map(drain, claimers))
     every = [key for keys in results for key in keys]
     assert len(every) == 300 and len(set(every)) == 300
+
+
+def test_a_new_sqlite_outbox_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # the usual umask, under which SQLite alone would create 0644
+    try:
+        store = SQLiteOutbox.open(tmp_path / "state" / "outbox.db")
+        store.append(make_events(1), URLS)
+    finally:
+        os.umask(old)
+    folder = tmp_path / "state"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = sorted(folder.iterdir())
+    assert [f.name for f in files] == ["outbox.db", "outbox.db-shm", "outbox.db-wal"]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+    store.close()
