@@ -4,6 +4,7 @@ fields, hung handlers, events that kill it at every start, file modes, old dead 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
@@ -363,3 +364,35 @@ def test_an_older_store_gains_fingerprints_in_place(tmp_path: Path) -> None:
     assert store.accept(StoredEvent("evt_new", "chat.push", b"{}", 2.0, "sha256:f"))
     assert not store.accept(StoredEvent("evt_other", "chat.push", b"{}", 3.0, "sha256:f"))
     store.close()
+
+
+# -- slow clients --------------------------------------------------------------------------------
+
+
+async def test_a_body_that_trickles_in_is_a_408(harness: Harness) -> None:
+    client = await harness.start(read_timeout=0.2)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 ") and b'"code": "REQUEST_TIMEOUT"' in answer
+
+
+async def test_a_connection_with_a_partial_head_is_closed(harness: Harness) -> None:
+    client = await harness.start(read_timeout=0.2)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    writer.write(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
+    with contextlib.suppress(ConnectionError):  # the server may be gone already
+        for _ in range(3):  # header lines trickling in do not extend the deadline
+            await asyncio.sleep(0.1)
+            writer.write(b"X-Slow: 1\r\n")
+            await writer.drain()
+    try:
+        rest = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionError:  # closed while we were still writing
+        rest = b""
+    assert rest == b"" and loop.time() - started < 2
+    writer.close()

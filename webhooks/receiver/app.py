@@ -27,7 +27,13 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from common.web import HANDLER_ARGS, ApiError, add_status_routes, error_middleware
+from common.web import (
+    HANDLER_ARGS,
+    ApiError,
+    add_status_routes,
+    error_middleware,
+    error_response,
+)
 from webhooks.clock import SYSTEM_CLOCK, Clock
 from webhooks.metrics import metrics_on
 from webhooks.receiver.metrics import ReceiverMetrics
@@ -40,6 +46,7 @@ from webhooks.signatures import verify_webhook
 PROCESSOR = web.AppKey("processor", Processor)
 BUSY_RETRY_AFTER_S = 5
 MAX_EVENT_TYPE_LENGTH = 128
+LINGERING_S = 2.0  # how long the unread rest of a refused body is drained
 
 
 def create_app(
@@ -56,7 +63,15 @@ def create_app(
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=settings.max_body,
-        handler_args=HANDLER_ARGS,
+        handler_args={
+            **HANDLER_ARGS,
+            # aiohttp closes a connection whose request head has not arrived within the
+            # keep-alive timeout (trickled header lines do not extend it): the head's deadline.
+            # Above aiohttp clients' own 15 s idle limit, so a sender never reuses a
+            # connection we are closing.
+            "keepalive_timeout": settings.read_timeout,
+            "lingering_time": min(settings.read_timeout, LINGERING_S),
+        },
     )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -83,7 +98,14 @@ def create_app(
         await processor.aclose()
 
     async def receive(request: web.Request) -> web.Response:
-        body = await request.read()
+        try:
+            async with asyncio.timeout(settings.read_timeout):  # the body's deadline
+                body = await request.read()
+        except TimeoutError:
+            metrics.requests.labels("invalid").inc()
+            response = error_response(408, "REQUEST_TIMEOUT", "the request body arrived too slowly")
+            response.force_close()
+            return response
         verdict = verify_webhook(
             secret,
             body,

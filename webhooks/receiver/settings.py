@@ -77,6 +77,16 @@ class ReceiverSettings(LoggingSettings):
         description="Seconds a parked dead letter is kept before it is deleted (0: forever).",
     )
     max_body: int = Field(1024 * 1024, ge=1024, validation_alias="WEBHOOK_RECEIVER_MAX_BODY")
+    read_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=300,
+        validation_alias="WEBHOOK_RECEIVER_READ_TIMEOUT",
+        description=(
+            "Seconds a request's head, and then its body, may take to arrive (also how long an"
+            " idle connection stays open)."
+        ),
+    )
 
     @field_validator("secret")
     @classmethod
