@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 
 from common import logs
 from common.settings import fail, load_settings
-from common.web import add_status_routes, error_middleware
+from common.web import HANDLER_ARGS, add_status_routes, error_middleware
 from webhooks.clock import SYSTEM_CLOCK
 from webhooks.deliverer import Deliverer
 from webhooks.outbox import open_outbox
@@ -107,7 +107,7 @@ async def serve(settings: WebhookSettings) -> None:
 
 
 def _status_app() -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware], handler_args=HANDLER_ARGS)
     add_status_routes(app, REGISTRY)
     return app
 
