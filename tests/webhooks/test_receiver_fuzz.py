@@ -181,7 +181,9 @@ envelopes = st.fixed_dictionaries(
 
 @st.composite
 def bodies(draw: st.DrawFn) -> bytes:
-    kind = draw(mostly(st.just("envelope"), st.sampled_from(["bytes", "big", "empty", "deep"])))
+    kind = draw(
+        mostly(st.just("envelope"), st.sampled_from(["bytes", "big", "empty", "deep", "nested"]))
+    )
     if kind == "bytes":
         return draw(st.binary(max_size=600))
     if kind == "big":
@@ -190,6 +192,10 @@ def bodies(draw: st.DrawFn) -> bytes:
         return b""
     if kind == "deep":
         return b"[" * draw(st.integers(1, 50000))
+    if kind == "nested":  # valid JSON nested about as deep as Python's parser allows
+        depth = draw(st.sampled_from(range(900, 1001, 4)))
+        head = b'{"event_type":"chat.push","timestamp":%d,"data":{"x":' % int(time.time())
+        return head + b"[" * depth + b"]" * depth + b"}}"
     envelope = draw(envelopes)
     stamp = envelope["timestamp"]
     now = time.time()

@@ -396,3 +396,14 @@ async def test_a_connection_with_a_partial_head_is_closed(harness: Harness) -> N
         rest = b""
     assert rest == b"" and loop.time() - started < 2
     writer.close()
+
+
+async def test_signed_json_nested_to_the_parsers_limit_is_never_a_500(harness: Harness) -> None:
+    await harness.start()
+    statuses = set()
+    for depth in range(900, 1001, 5):  # parsable, but deeper than re-serializing allows
+        nested = "[" * depth + "]" * depth
+        body = f'{{"event_type":"chat.push","timestamp":{T0},"data":{{"x":{nested}}}}}'.encode()
+        status, _ = await harness.post(body, signed(body, f"evt_{depth}"))
+        statuses.add(status)
+    assert statuses <= {200, 400}

@@ -123,8 +123,8 @@ def create_app(
                 "webhook signature did not verify",
                 {"reason": verdict.failure.value},
             )
-        payload = _envelope(body)
-        if payload is None:
+        parsed = _envelope(body)
+        if parsed is None:
             metrics.requests.labels("invalid").inc()
             raise ApiError(
                 400,
@@ -132,13 +132,13 @@ def create_app(
                 "body must be a JSON object with an event_type of 1 to"
                 f" {MAX_EVENT_TYPE_LENGTH} printable characters",
             )
+        payload, fingerprint = parsed
         if verdict.webhook_id is None:
             refusal = _age_refusal(payload, clock.now(), settings.dedupe_ttl, settings.tolerance)
             if refusal is not None:
                 metrics.requests.labels("rejected").inc()
                 metrics.rejected.labels(refusal.details["reason"]).inc()
                 raise refusal
-        fingerprint = event_fingerprint(payload)
         key = verdict.webhook_id or fingerprint
         receipt = await request.app[PROCESSOR].receive(key, body, payload, fingerprint)
         metrics.requests.labels(receipt.value).inc()
@@ -161,20 +161,22 @@ def create_app(
     return app
 
 
-def _envelope(body: bytes) -> dict[str, Any] | None:
-    """`body` parsed, when it is a JSON object whose `event_type` is a short printable string
-    (it is stored as text and becomes a metric label: no lone surrogates, no control
-    characters)."""
+def _envelope(body: bytes) -> tuple[dict[str, Any], str] | None:
+    """`body` parsed, and its fingerprint, when it is a JSON object whose `event_type` is a
+    short printable string (it is stored as text and becomes a metric label: no lone
+    surrogates, no control characters)."""
     try:
         payload = json.loads(body)
-    except (ValueError, RecursionError):
+        if not isinstance(payload, dict):
+            return None
+        event_type = payload.get("event_type")
+        if not isinstance(event_type, str) or not 0 < len(event_type) <= MAX_EVENT_TYPE_LENGTH:
+            return None
+        if not event_type.isprintable():
+            return None
+        return payload, event_fingerprint(payload)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than we can handle
         return None
-    if not isinstance(payload, dict):
-        return None
-    event_type = payload.get("event_type")
-    if not isinstance(event_type, str) or not 0 < len(event_type) <= MAX_EVENT_TYPE_LENGTH:
-        return None
-    return payload if event_type.isprintable() else None
 
 
 def event_fingerprint(payload: dict[str, Any]) -> str:
