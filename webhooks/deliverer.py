@@ -103,6 +103,7 @@ class Deliverer:
         self._depth_checked = float("-inf")
         self._depth_stale = True
         self._outages: dict[str, _Outage] = {}  # by destination URL
+        self._unconfigured: set[str] = set()  # URLs of rows no longer in WEBHOOK_URLS
 
     @classmethod
     async def open(
@@ -248,7 +249,15 @@ class Deliverer:
             status, error = await self._post(delivery)
             outcome = self._judge(delivery, status, error)
         else:  # removed from WEBHOOK_URLS after the row was written: nothing to retry
-            outcome = self._dead_letter(delivery, None, "destination is no longer configured")
+            if delivery.url not in self._unconfigured:
+                self._unconfigured.add(delivery.url)  # one line per URL, not per event
+                log.warning(
+                    "webhook rows for a destination no longer configured are dead-lettered",
+                    destination=_destination(delivery),
+                )
+            outcome = self._dead_letter(
+                delivery, None, "destination is no longer configured", outage=False
+            )
         self._outcomes.append(outcome)
         self._in_flight.pop(delivery.key, None)
         self._wake.set()
@@ -301,10 +310,13 @@ class Deliverer:
             delivery.key, False, attempts, now, status=status, error=error, retry_at=now + delay
         )
 
-    def _dead_letter(self, delivery: Delivery, status: int | None, error: str) -> Outcome:
+    def _dead_letter(
+        self, delivery: Delivery, status: int | None, error: str, *, outage: bool = True
+    ) -> Outcome:
         now = self._clock.now()
         self._metrics.dead_lettered.labels(delivery.event_type).inc()
-        self._failed(delivery, status, error, now, dead=True)
+        if outage:
+            self._failed(delivery, status, error, now, dead=True)
         log.debug("webhook dead-lettered", **_log_fields(delivery, status, error))
         attempts = delivery.attempts + 1
         return Outcome(delivery.key, False, attempts, now, status=status, error=error)

@@ -291,6 +291,7 @@ async def test_rows_for_a_destination_no_longer_configured_are_dead_lettered_uns
     )
     await deliverer.aclose()
     assert receiver.requests == []
+    assert sample(registry, "webhook_destinations_failing") == 0  # not an outage
     store = SQLiteOutbox.open(after.outbox_path)
     (dead,) = store.dead_letters(10)
     assert dead.attempts == 1 and dead.last_status is None
