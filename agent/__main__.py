@@ -42,8 +42,9 @@ def main(argv: list[str]) -> None:
         webhook_settings = load_settings(WebhookSettings)
         if command in NEEDS_SERVER:
             settings.require_livekit()
-            check_credentials(settings)
         settings.check_files()
+        if command in NEEDS_SERVER:
+            check_credentials(settings)
         logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
         logs.configure_structlog()
 

@@ -6,6 +6,7 @@ import gc
 import time
 
 from livekit.agents import AgentServer, JobProcess
+from livekit.agents.utils import http_context
 from livekit.plugins import silero
 
 from agent.avatar import prewarm_avatar
@@ -30,6 +31,9 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata[SETTINGS_KEY] = settings
     proc.userdata[WEBHOOKS_KEY] = webhook_settings
     proc.userdata[VAD_KEY] = silero.VAD.load()
+    # the first realtime connection of a job would otherwise parse the whole CA bundle on the
+    # event loop (170-600 ms measured by benchmarks/e2e_latency_bench.py); livekit caches it
+    http_context._create_ssl_context()
     prewarm_avatar(proc, settings)
     if settings.avatar_mode is not AvatarMode.NONE and settings.dynamics_enabled:
         warm_up()  # the gesture matcher's Unicode tables, once per process

@@ -57,7 +57,6 @@ sys.path.insert(0, str(ROOT))
 
 from agent.dynamics.settings import AVATAR_IDENTITY  # noqa: E402
 from common import logs  # noqa: E402
-from tests import livekit_local  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402
     OUR_PREFIXES,
     AgentProcess,
@@ -82,9 +81,6 @@ AVATAR_ID = "A00E2E0001"
 GREETING_FRAMES = 30  # voiced 10 ms frames before the greeting may count as over
 QUIET_S = 0.4  # then this long without a voiced frame
 RUN_TIMEOUT_S = 90.0
-# livekit-server offers a job only to workers whose reported load (the host's CPU use) is under
-# its agents.target_load (0.7): on a shared machine other work alone can stop every dispatch
-SERVER_TARGET_LOAD = 2.0
 WAIT_S = 30.0
 
 
@@ -145,26 +141,6 @@ def stamp_avatar(avatar: AvatarStandIn, stamps: AvatarStamps) -> None:
         return session
 
     setattr(avatar, "start_session", stamped_start)  # noqa: B010
-
-
-@contextlib.contextmanager
-def server_for_a_shared_host(workdir: Path) -> Iterator[LiveKitServer]:
-    """The tests' server, with agents.target_load raised (as AGENT_LOAD_THRESHOLD=inf is on the
-    worker's side): the host's load is other people's work, not our worker's."""
-    config = livekit_local.config
-
-    def raised(*args: Any) -> str:
-        body = json.loads(config(*args))
-        body["agents"] = {"target_load": SERVER_TARGET_LOAD}
-        return json.dumps(body)
-
-    setattr(livekit_local, "config", raised)  # noqa: B010
-    try:
-        with running_server(workdir) as lk:
-            setattr(livekit_local, "config", config)  # noqa: B010
-            yield lk
-    finally:
-        setattr(livekit_local, "config", config)  # noqa: B010
 
 
 def log_time(record: dict[str, Any]) -> float:
@@ -614,7 +590,7 @@ async def measure(
         stamp_avatar(avatar, avatar_stamps)
     with (
         tempfile.TemporaryDirectory(prefix="e2e-latency-") as scratch,
-        server_for_a_shared_host(workdir := prepare(keep, scratch)) as lk,
+        running_server(workdir := prepare(keep, scratch)) as lk,
         stamped_realtime() as realtime_stamps,
     ):
         async with (
@@ -697,7 +673,7 @@ def main() -> None:
         "one worker per mode (python -m agent start, reused), a fresh room per run; in this"
         " process: user client, token server, OpenAI Realtime stand-in (no inference),"
         " bitHuman stub + avatar stand-in; times on the wall clock (agent: its log timestamps);"
-        f" server agents.target_load {SERVER_TARGET_LOAD} (default 0.7: a busy host gets no jobs)"
+        " server agents.target_load raised as in the tests (default 0.7: a busy host gets no jobs)"
     )
     print()
     logs.configure_structlog()  # the in-process services log through stdlib logging...

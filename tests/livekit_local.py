@@ -95,7 +95,10 @@ def server_binary() -> Path:
 
 
 def config(http_port: int, tcp_port: int, udp_start: int, key: str, secret: str) -> str:
-    # JSON is YAML: the server's strict parser refuses unknown keys, so a typo fails loudly
+    # JSON is YAML: the server's strict parser refuses unknown keys, so a typo fails loudly.
+    # agents.target_load: the server offers jobs only to workers reporting less CPU load than
+    # this (0.7 by default); a worker's load is the host's CPU, which on a shared test machine
+    # is other work's (the workers run with AGENT_LOAD_THRESHOLD=inf for the same reason)
     return f"""{{
   "port": {http_port},
   "bind_addresses": ["127.0.0.1"],
@@ -108,6 +111,7 @@ def config(http_port: int, tcp_port: int, udp_start: int, key: str, secret: str)
     "use_external_ip": false,
     "enable_loopback_candidate": true
   }},
+  "agents": {{"target_load": 2.0}},
   "logging": {{"level": "info"}}
 }}"""
 
