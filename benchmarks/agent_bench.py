@@ -31,7 +31,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.harness import OUR_PREFIXES, write_env  # noqa: E402
+from tests.conftest import OUR_VARIABLES  # noqa: E402
+from tests.e2e.harness import write_env  # noqa: E402
 from tests.livekit_local import LiveKitServer, running_server, server_binary  # noqa: E402
 
 MB = 1024 * 1024
@@ -137,7 +138,7 @@ def idle_worker(lk: LiveKitServer, preload_local_inference: bool) -> dict[str, f
             },
         )
         # livekit reads this one from the environment only (the agent defaults it to 0)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(OUR_PREFIXES)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(OUR_VARIABLES)}
         env["LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE"] = "1" if preload_local_inference else "0"
         log = Path(folder) / "agent.log"
         with log.open("wb") as out:

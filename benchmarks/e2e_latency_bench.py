@@ -57,8 +57,8 @@ sys.path.insert(0, str(ROOT))
 
 from agent.dynamics.settings import AVATAR_IDENTITY  # noqa: E402
 from common import logs  # noqa: E402
+from tests.conftest import OUR_VARIABLES  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402
-    OUR_PREFIXES,
     AgentProcess,
     Heard,
     User,
@@ -660,7 +660,7 @@ def main() -> None:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(TITLES) or args.runs < 1:
         parser.error("--modes takes audio and/or avatar; --runs at least 1")
-    for name in [n for n in os.environ if n.startswith(OUR_PREFIXES)]:
+    for name in [n for n in os.environ if n.startswith(OUR_VARIABLES)]:
         del os.environ[name]  # the token server here reads the environment too
 
     version = require_server()

@@ -28,7 +28,7 @@ from tests.fakes.openai_realtime import realtime_server_fixture  # noqa: E402,F4
 from tests.livekit_local import LiveKitServer, livekit_server  # noqa: E402,F401
 
 # What our settings classes read: each service's prefix plus the names they share.
-_READ_BY_SETTINGS = (
+OUR_VARIABLES = (
     "LIVEKIT_",
     "OPENAI_",
     "BITHUMAN_",
@@ -37,9 +37,11 @@ _READ_BY_SETTINGS = (
     "DYNAMICS_",
     "TOKEN_SERVER_",
     "WEBHOOK_",
+    "CONTEXT_",
     "LOG_",
+    "REDIS_URL",
+    "APP_ENV",
 )
-_SHARED_VARIABLES = ("REDIS_URL", "APP_ENV")
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -53,7 +55,7 @@ def isolated_environment(
     if request.node.get_closest_marker("live"):
         return
     for name in list(os.environ):
-        if name.startswith(_READ_BY_SETTINGS) or name in _SHARED_VARIABLES:
+        if name.startswith(OUR_VARIABLES):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 

@@ -23,20 +23,8 @@ import aiohttp
 import numpy as np
 from livekit import rtc
 
-# What our settings classes read; none of it may leak from the test's environment into the agent.
-OUR_PREFIXES = (
-    "LIVEKIT_",
-    "OPENAI_",
-    "BITHUMAN_",
-    "AGENT_",
-    "AVATAR_",
-    "DYNAMICS_",
-    "TOKEN_SERVER_",
-    "WEBHOOK_",
-    "LOG_",
-    "REDIS_URL",
-    "APP_ENV",
-)
+from tests.conftest import OUR_VARIABLES
+
 RATE = 48_000
 FRAME = RATE // 100  # 10 ms
 SILENT_RMS = 0.003  # of full scale: below this a frame counts as silence
@@ -57,7 +45,8 @@ class AgentProcess:
 
     @classmethod
     async def start(cls, folder: Path, command: str = "start") -> AgentProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(OUR_PREFIXES)}
+        # none of our settings may leak from the test's environment: the agent reads its .env
+        env = {k: v for k, v in os.environ.items() if not k.startswith(OUR_VARIABLES)}
         log_path = folder / "agent.log"
         with log_path.open("ab") as log:
             process = await asyncio.create_subprocess_exec(
