@@ -10,6 +10,7 @@ from livekit.agents import AgentSession, JobContext, room_io
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
 
 from agent.avatar import VoiceFallback, start_avatar, start_gestures
+from agent.context_commands import ContextCommands
 from agent.events import ConversationEvents
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
@@ -30,13 +31,20 @@ async def entrypoint(ctx: JobContext) -> None:
     ctx.log_context_fields = {"room": ctx.job.room.name, "job_id": ctx.job.id}
 
     session = build_session(settings, vad_model=ctx.proc.userdata.get(VAD_KEY))
+    agent = build_agent(settings)
     usage = UsageTracker(session)
     watch(ctx, session, usage)
 
     await ctx.connect()
-    if ctx.is_fake_job():  # console mode: no room for an avatar to join
-        avatar = None
+    if ctx.is_fake_job():  # console mode: no room for an avatar to join, no API to command
+        avatar = commands = None
     else:
+        # taken from now on: commands sent while the avatar starts wait for the session
+        commands = await optional(
+            "context commands", ContextCommands.start(ctx.room, session, agent, settings)
+        )
+        if commands is not None:
+            ctx.add_shutdown_callback(lambda _reason: commands.aclose())
         avatar = await start_avatar(session, ctx.room, ctx.proc, settings)
 
     # before the session starts, so that the greeting is already a chat.push
@@ -54,13 +62,17 @@ async def entrypoint(ctx: JobContext) -> None:
     if events is not None:
         ctx.add_shutdown_callback(lambda _reason: events.aclose())
 
+    if commands is not None:
+        commands.session_starting()
     await session.start(
-        agent=build_agent(settings),
+        agent=agent,
         room=ctx.room,
         # with an avatar, its participant publishes the agent's voice: a second track would echo
         room_options=room_io.RoomOptions(audio_output=avatar is None),
     )
     log.info("session started", avatar=avatar is not None)
+    if commands is not None:
+        await commands.session_started()
     if avatar is not None:
         fallback = VoiceFallback(session, ctx.room, avatar.avatar_identity)
         ctx.add_shutdown_callback(lambda _reason: fallback.aclose())
@@ -72,7 +84,8 @@ async def entrypoint(ctx: JobContext) -> None:
 
 
 async def optional(feature: str, starting: Awaitable[T]) -> T | None:
-    """Gestures and webhooks are extras: when one cannot start, the conversation goes on."""
+    """Gestures, webhooks and context commands are extras: when one cannot start, the
+    conversation goes on."""
     try:
         return await starting
     except Exception:

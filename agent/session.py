@@ -35,10 +35,27 @@ def realtime_model(settings: AgentSettings) -> openai.realtime.RealtimeModel:
     )
 
 
+def speech_tts(settings: AgentSettings) -> openai.TTS:
+    """The voice of context `speak` commands, said word for word: Realtime has no say(), and
+    instructions to a Realtime model are not verbatim. Same key and base URL as Realtime; PCM,
+    so nothing needs decoding. The model's own replies still come from Realtime."""
+    return openai.TTS(
+        model=settings.openai_tts_model,
+        voice=settings.openai_tts_voice or settings.openai_voice,
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url or NOT_GIVEN,
+        response_format="pcm",
+    )
+
+
 def build_session(settings: AgentSettings, *, vad_model: vad.VAD | None) -> AgentSession[None]:
     return AgentSession(
         llm=realtime_model(settings),
         vad=vad_model,
+        # used only by session.say() (context `speak`); no markdown or emoji filtering, so
+        # the words said are the words sent
+        tts=speech_tts(settings) if settings.context_commands else None,
+        tts_text_transforms=None,
         turn_handling={
             # OpenAI's server-side VAD ends the user's turns; Silero (local) catches barge-ins.
             "turn_detection": "realtime_llm",

@@ -108,6 +108,19 @@ class AgentSettings(DynamicsSettings):
     avatar_start_timeout: float = Field(default=30.0, gt=0)
     avatar_join_timeout: float = Field(default=60.0, gt=0)
 
+    # --- context commands (python -m context_api: speak / add-context) --------------------------
+    context_commands: bool = Field(
+        default=True,
+        description="Take speak / add-context commands from the context API in every session.",
+    )
+    openai_tts_model: str = Field(
+        default="gpt-4o-mini-tts",
+        description="Speech model that says `speak` messages verbatim (Realtime has no say()).",
+    )
+    openai_tts_voice: str | None = Field(
+        default=None, description="Voice of `speak` messages; unset = OPENAI_VOICE."
+    )
+
     # --- worker sizing -------------------------------------------------------------------------
     agent_load_threshold: float = Field(default=0.75, gt=0)  # inf: never refuse for load
     agent_idle_processes: int | None = Field(default=None, ge=0)
@@ -136,6 +149,7 @@ class AgentSettings(DynamicsSettings):
         "bithuman_model_path",
         "bithuman_model",
         "agent_prompt",
+        "openai_tts_voice",
         mode="before",
     )
     @classmethod

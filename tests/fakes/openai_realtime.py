@@ -87,6 +87,19 @@ all connections), `received_of(type)`, `sent_of(type)`, `refused_connections`; a
 fail after WAIT_TIMEOUT_S instead of sleeping: `await server.wait_for(type, count=1)` (client
 events), `wait_for_sent(type, count=1)` (server events), `wait_for_connections(n)`.
 
+Text to speech, for `session.say()` (the plugin's `openai.TTS` pointed at the same base URL):
+`POST {base_url}/audio/speech` takes the JSON body of OpenAI's speech endpoint, checked against
+the installed `openai` package's `SpeechCreateParams` like the service checks it (Bearer key as
+on the websocket; a key it does not declare: 400 "Unrecognized request argument supplied: x";
+`input`, `model`, `voice` required; `input` at most 4096 characters; `speed` 0.25-4.0;
+`stream_format` "sse" refused for tts-1 / tts-1-hd). It answers the tone of the script's
+`tone_hz` for `ms_per_char` per character of `input`, 24 kHz 16-bit mono: as `audio/pcm` bytes
+(`stream_format` "audio", the default) or as server-sent `speech.audio.delta` events ending with
+`speech.audio.done` and its usage ("sse"). Stricter than the service in one way: only
+`response_format` "pcm" is served (the others are a 400 naming the stand-in), because nothing
+here decodes mp3. Each accepted request is recorded in `server.speech_requests` (`headers`,
+`body`); `await server.wait_for_speech(count)` waits for them.
+
 Usage in `response.done` is deterministic: text is 1 token per 4 characters (rounded up), input
 audio 10 tokens per second, output audio 20 tokens per second; input counts the conversation and
 instructions at response time (function call arguments and outputs count as text).
@@ -117,6 +130,7 @@ import numpy as np
 import pytest_asyncio
 import typing_extensions
 from aiohttp import WSMsgType, web
+from openai.types.audio.speech_create_params import SpeechCreateParams
 from openai.types.realtime import RealtimeSessionCreateRequestParam
 from openai.types.realtime.conversation_item_param import ConversationItemParam
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -134,6 +148,24 @@ ARGUMENTS_DELTA_CHARS = 8  # function call arguments per `response.function_call
 MAX_CALL_ID_CHARS = 32  # the service's limit on call ids
 
 Event = dict[str, Any]
+
+MAX_SPEECH_INPUT_CHARS = 4096  # the speech endpoint's limit on `input`
+SPEECH_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+    "fable",
+    "onyx",
+    "nova",
+)
+AUDIO_STREAM_ONLY_MODELS = ("tts-1", "tts-1-hd")  # no `stream_format: "sse"` for these
 
 
 @dataclass(frozen=True)
@@ -1168,6 +1200,7 @@ class FakeRealtimeServer:
         self.ids = _Ids()
         self.connections: list[RealtimeConnection] = []
         self.refused_connections = 0
+        self.speech_requests: list[SpeechRequest] = []
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -1178,8 +1211,9 @@ class FakeRealtimeServer:
 
     async def start(self) -> None:
         app = web.Application()
-        for path in ("/v1/realtime", "/realtime", "/openai/v1/realtime"):
-            app.router.add_get(path, self._handle)
+        for prefix in ("/v1", "", "/openai/v1"):
+            app.router.add_get(f"{prefix}/realtime", self._handle)
+            app.router.add_post(f"{prefix}/audio/speech", self._speech)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -1234,6 +1268,12 @@ class FakeRealtimeServer:
         async with asyncio.timeout(WAIT_TIMEOUT_S), self._changed:
             await self._changed.wait_for(lambda: len(self.sent_of(type)) >= count)
         return self.sent_of(type)[count - 1]
+
+    async def wait_for_speech(self, count: int = 1) -> SpeechRequest:
+        """The `count`-th accepted `POST /audio/speech`, waiting if need be."""
+        async with asyncio.timeout(WAIT_TIMEOUT_S), self._changed:
+            await self._changed.wait_for(lambda: len(self.speech_requests) >= count)
+        return self.speech_requests[count - 1]
 
     async def wait_for_connections(self, count: int) -> None:
         async with asyncio.timeout(WAIT_TIMEOUT_S), self._changed:
@@ -1309,6 +1349,57 @@ class FakeRealtimeServer:
             await conn.close()
         return ws
 
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        """`POST /audio/speech`: the tone for the input's length, as PCM bytes or SSE events."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth.removeprefix("Bearer "):
+            return _http_error(
+                401, "invalid_request_error", "You didn't provide an API key.", "missing_api_key"
+            )
+        if self.script.api_key is not None and auth != f"Bearer {self.script.api_key}":
+            return _http_error(
+                401, "invalid_request_error", "Incorrect API key provided.", "invalid_api_key"
+            )
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, RecursionError):
+            body = None
+        if (refusal := _speech_refusal(body)) is not None:
+            return refusal
+        self.speech_requests.append(SpeechRequest(dict(request.headers), body))
+        await self.notify()
+        ms = self.script.audio_ms(body["input"])
+        pcm = tone(ms, self.script.tone_hz)
+        size = self.script.chunk_ms * BYTES_PER_MS
+        chunks = [pcm[i : i + size] for i in range(0, len(pcm), size)]
+        sse = body.get("stream_format", "audio") == "sse"
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream" if sse else "audio/pcm",
+                "x-request-id": self.ids("req"),
+            }
+        )
+        await response.prepare(request)
+        for chunk in chunks:
+            if sse:
+                event = {"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()}
+                await response.write(f"data: {json.dumps(event)}\n\n".encode())
+            else:
+                await response.write(chunk)
+            await asyncio.sleep(self.script.delta_delay_s)
+        if sse:
+            input_tokens = text_tokens(body["input"])
+            output_tokens = audio_tokens(ms, 20)
+            usage = {
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens,
+            }
+            done = {"type": "speech.audio.done", "usage": usage}
+            await response.write(f"data: {json.dumps(done)}\n\n".encode())
+        await response.write_eof()
+        return response
+
     async def _receive(self, conn: RealtimeConnection, data: str) -> None:
         try:
             event = json.loads(data)
@@ -1327,9 +1418,99 @@ class FakeRealtimeServer:
         await conn.handle(event)
 
 
-def _http_error(status: int, type: str, message: str, code: str | None = None) -> web.Response:
-    body = {"error": {"type": type, "code": code, "message": message, "param": None}}
+def _http_error(
+    status: int, type: str, message: str, code: str | None = None, param: str | None = None
+) -> web.Response:
+    body = {"error": {"type": type, "code": code, "message": message, "param": param}}
     return web.json_response(body, status=status)
+
+
+@dataclass
+class SpeechRequest:
+    """One accepted `POST /audio/speech`: its headers and JSON body."""
+
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def input(self) -> str:
+        return str(self.body["input"])
+
+
+def _speech_refusal(body: Any) -> web.Response | None:
+    """What the speech endpoint answers a body it refuses, or None for one it serves."""
+    invalid = "invalid_request_error"
+    if not isinstance(body, dict):
+        return _http_error(400, invalid, "We could not parse the JSON body of your request.")
+    fields = _fields(SpeechCreateParams)
+    if unknown := next((key for key in body if key not in fields), None):
+        return _http_error(400, invalid, f"Unrecognized request argument supplied: {unknown}")
+    for key, declared in fields.items():
+        if declared.required and key not in body:
+            return _http_error(
+                400,
+                invalid,
+                f"Missing required parameter: '{key}'.",
+                "missing_required_parameter",
+                key,
+            )
+    text, model, voice = body["input"], body["model"], body["voice"]
+    if not isinstance(text, str) or not isinstance(model, str):
+        name = "input" if not isinstance(text, str) else "model"
+        return _http_error(
+            400, invalid, f"Invalid type for '{name}': expected a string.", "invalid_type", name
+        )
+    if len(text) > MAX_SPEECH_INPUT_CHARS:
+        return _http_error(
+            400,
+            invalid,
+            f"Invalid 'input': string too long. Expected a string with maximum length "
+            f"{MAX_SPEECH_INPUT_CHARS}, but got a string with length {len(text)} instead.",
+            "string_above_max_length",
+            "input",
+        )
+    named = isinstance(voice, str) and voice in SPEECH_VOICES
+    custom = isinstance(voice, dict) and set(voice) == {"id"} and isinstance(voice["id"], str)
+    if not (named or custom):
+        return _http_error(
+            400, invalid, f"Invalid value for 'voice': {voice!r}.", "invalid_value", "voice"
+        )
+    speed = body.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0.25 <= speed <= 4.0:
+        return _http_error(
+            400,
+            invalid,
+            "Invalid 'speed': expected a number from 0.25 to 4.0.",
+            "invalid_value",
+            "speed",
+        )
+    response_format = body.get("response_format", "mp3")
+    if response_format not in ("mp3", "opus", "aac", "flac", "wav", "pcm"):
+        return _http_error(
+            400, invalid, f"Invalid value: '{response_format}'.", "invalid_value", "response_format"
+        )
+    if response_format != "pcm":
+        return _http_error(
+            400,
+            invalid,
+            f"This stand-in serves response_format 'pcm' only, not '{response_format}'.",
+            "unsupported_by_stand_in",
+            "response_format",
+        )
+    stream_format = body.get("stream_format", "audio")
+    if stream_format not in ("sse", "audio"):
+        return _http_error(
+            400, invalid, f"Invalid value: '{stream_format}'.", "invalid_value", "stream_format"
+        )
+    if stream_format == "sse" and model in AUDIO_STREAM_ONLY_MODELS:
+        return _http_error(
+            400,
+            invalid,
+            f"stream_format 'sse' is not supported for {model}.",
+            "invalid_value",
+            "stream_format",
+        )
+    return None
 
 
 @pytest_asyncio.fixture(name="realtime_server")
