@@ -54,7 +54,7 @@ def build_session(settings: AgentSettings, *, vad_model: vad.VAD | None) -> Agen
         vad=vad_model,
         # used only by session.say() (context `speak`); no markdown or emoji filtering, so
         # the words said are the words sent
-        tts=speech_tts(settings) if settings.context_commands else None,
+        tts=speech_tts(settings) if settings.context_commands else NOT_GIVEN,
         tts_text_transforms=None,
         turn_handling={
             # OpenAI's server-side VAD ends the user's turns; Silero (local) catches barge-ins.
