@@ -1,4 +1,5 @@
-"""The bitHuman avatar, chosen by settings, started with a fallback to audio-only.
+"""The avatar (bitHuman cloud, bitHuman local .imx, or the drawn placeholder of
+`agent.placeholder`), chosen by AVATAR_MODE, started with a fallback to audio-only.
 
 Cloud avatars never see the account secret: a room-scoped runtime token is minted per session
 and handed to the plugin in its place (the plugin copies what it is given into the avatar
@@ -38,8 +39,14 @@ _PLUGIN_CONN = APIConnectOptions(max_retry=2, retry_interval=1.0, timeout=10.0)
 
 
 def prewarm_avatar(proc: JobProcess, settings: AgentSettings) -> None:
-    """Import the plugin on the process's main thread, and load a local runtime once."""
+    """Import the plugin on the process's main thread, and load a local runtime once (or draw
+    the placeholder's face once)."""
     if settings.avatar_mode is AvatarMode.NONE:
+        return
+    if settings.avatar_mode is AvatarMode.PLACEHOLDER:
+        from agent.placeholder import prewarm_placeholder
+
+        prewarm_placeholder()
         return
     from livekit.plugins import bithuman  # noqa: F401  (plugins register on the main thread)
 
@@ -120,6 +127,9 @@ async def start_avatar(
     if mode is AvatarMode.NONE:
         return None
 
+    if mode is AvatarMode.PLACEHOLDER:
+        return await _placeholder_avatar(session, room)
+
     avatar: AvatarSession[Any] | None = None
     stage = "start"
     try:
@@ -158,6 +168,29 @@ async def start_avatar(
     return avatar
 
 
+async def _placeholder_avatar(
+    session: AgentSession[Any], room: rtc.Room
+) -> AvatarSession[Any] | None:
+    """The drawn face, rendered in this process: nothing to wait for, nothing billed."""
+    from agent.placeholder import PlaceholderAvatar
+
+    avatar = PlaceholderAvatar()
+    try:
+        await avatar.start(session, room)
+    except Exception as exc:
+        log.warning(
+            "avatar unavailable, continuing audio-only",
+            mode=AvatarMode.PLACEHOLDER.value,
+            stage="start",
+            reason=describe(exc),
+        )
+        session.output.audio = None
+        await avatar.aclose()
+        return None
+    log.info("avatar ready", mode=AvatarMode.PLACEHOLDER.value, identity=avatar.avatar_identity)
+    return avatar
+
+
 async def start_gestures(
     session: AgentSession[Any],
     room: rtc.Room,
@@ -167,6 +200,11 @@ async def start_gestures(
     """Keyword gestures for a running session: RPCs to a cloud avatar, or the local runtime."""
     if avatar is None or not settings.dynamics_enabled:
         return None
+    if settings.avatar_mode is AvatarMode.PLACEHOLDER:
+        from agent.placeholder import PlaceholderAvatar, start_placeholder_gestures
+
+        assert isinstance(avatar, PlaceholderAvatar)
+        return await start_placeholder_gestures(session, avatar, settings)
     if settings.avatar_mode is AvatarMode.LOCAL:
         from livekit.plugins import bithuman
 

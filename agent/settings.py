@@ -59,10 +59,17 @@ def _base64_image(value: str) -> str | None:
 
 
 class AvatarMode(StrEnum):
+    """The avatar a job runs, resolved from AVATAR_MODE and the BITHUMAN_* settings."""
+
     NONE = "none"
     CLOUD_AGENT = "cloud-agent"
     CLOUD_IMAGE = "cloud-image"
     LOCAL = "local"
+    PLACEHOLDER = "placeholder"
+
+
+# AVATAR_MODE: what the user asks for; `auto` infers a bitHuman avatar from the BITHUMAN_* values
+AvatarChoice = Literal["auto", "bithuman-cloud", "bithuman-local", "placeholder", "none"]
 
 
 class AgentSettings(DynamicsSettings):
@@ -90,6 +97,13 @@ class AgentSettings(DynamicsSettings):
     agent_prompt: str | None = None
     agent_prompt_file: Path = DEFAULT_PROMPT_FILE
     agent_greeting: str = "Greet the user warmly in one short sentence and offer your help."
+
+    # --- avatar ----------------------------------------------------------------------------------
+    avatar_choice: AvatarChoice = Field(
+        default="auto",
+        validation_alias=AliasChoices("AVATAR_MODE", "avatar_choice"),
+        description="auto | bithuman-cloud | bithuman-local | placeholder | none",
+    )
 
     # --- bitHuman avatar -------------------------------------------------------------------------
     bithuman_avatar_id: str | None = None
@@ -156,6 +170,13 @@ class AgentSettings(DynamicsSettings):
     def _blank_agent_field_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("avatar_choice", mode="before")
+    @classmethod
+    def _avatar_choice_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or "auto"
+        return value
+
     @field_validator("openai_api_key", mode="before")
     @classmethod
     def _blank_key_is_missing(cls, value: object) -> object:
@@ -194,6 +215,21 @@ class AgentSettings(DynamicsSettings):
 
     @model_validator(mode="after")
     def _one_avatar_source(self) -> Self:
+        choice = self.avatar_choice
+        if choice == "bithuman-cloud" and not (
+            self.bithuman_avatar_id or self.bithuman_avatar_image
+        ):
+            raise ValueError(
+                "AVATAR_MODE=bithuman-cloud needs BITHUMAN_AVATAR_ID or BITHUMAN_AVATAR_IMAGE "
+                "(or set AVATAR_MODE=placeholder for a local face that needs no credits)"
+            )
+        if choice == "bithuman-local" and self.bithuman_model_path is None:
+            raise ValueError(
+                "AVATAR_MODE=bithuman-local needs BITHUMAN_MODEL_PATH, an .imx model file "
+                "(or set AVATAR_MODE=placeholder for a local face that needs no credits)"
+            )
+        if choice in ("placeholder", "none"):
+            return self  # the BITHUMAN_* avatar values are not used
         sources = [
             name
             for name, value in (
@@ -213,6 +249,12 @@ class AgentSettings(DynamicsSettings):
 
     @property
     def avatar_mode(self) -> AvatarMode:
+        """AVATAR_MODE resolved: `auto` and the bithuman-* choices read the BITHUMAN_* values
+        (set at most one of ID, IMAGE, MODEL_PATH; none of them = no avatar under `auto`)."""
+        if self.avatar_choice == "placeholder":
+            return AvatarMode.PLACEHOLDER
+        if self.avatar_choice == "none":
+            return AvatarMode.NONE
         if self.bithuman_avatar_id:
             return AvatarMode.CLOUD_AGENT
         if self.bithuman_avatar_image:
