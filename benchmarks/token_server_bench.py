@@ -6,12 +6,17 @@ is reported, which keeps a neighbour's burst of CPU use from landing on one colu
 
     python benchmarks/token_server_bench.py [--duration 10] [--rounds 3] [--connections 32]
 
-Columns: "flask guide" is benchmarks/token_server_flask_reference.py (skipped with a message
-when Flask is not installed); "off" is our server with no API key and no rate limit; "on" adds
-the API key check, an allowed CORS Origin and the rate limit (in memory; also in Redis when
-redis-server is installed), set high enough never to refuse during the run. All servers log
-requests at WARNING level, so logging costs are not part of the comparison.
-Targets: "on" at least 4x the Flask reference's throughput; "on" within 15% of "off".
+    python benchmarks/token_server_bench.py --log-level WARNING   # our servers at another level
+    python benchmarks/token_server_bench.py --baseline /tmp/old   # also an older checkout's
+
+Columns: "flask guide" is benchmarks/token_server_flask_reference.py on Flask's development
+server, as the guide runs it; "gunicorn 1 sync" is the same app under gunicorn with one sync
+worker (each skipped with a message when Flask / gunicorn is not installed: `pip install -e
+'.[bench]'`); "off" is our server with no API key and no rate limit (anonymous access opted
+into); "on" adds the API key check, an allowed CORS Origin and the rate limit (in memory; also
+in Redis when redis-server is installed), set high enough never to refuse during the run. Our
+servers run in production mode at the default log level (INFO) unless --log-level says otherwise.
+Targets: "on" at least 4x the Flask reference's throughput; "on" within 10% of "off".
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class Target:
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     runs: list[Run] = field(default_factory=list)
+    root: Path = REPO  # the checkout whose code this server runs
 
     @property
     def url(self) -> str:
@@ -101,7 +107,7 @@ def pin_to_server_cpu() -> None:
 
 def start(target: Target) -> None:
     target.port = free_port()
-    env = {**os.environ, **LIVEKIT, **target.env, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **LIVEKIT, **target.env, "PYTHONPATH": str(target.root)}
     env["TOKEN_SERVER_PORT"] = env["PORT"] = str(target.port)
     target.process = subprocess.Popen(
         target.command,
@@ -174,10 +180,29 @@ def parse_wrk(output: str) -> Run:
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+def _process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and its live descendants (Linux /proc):
+    gunicorn's worker is a child of its master."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            total += _process_cpu_seconds(current)
+            pending += _children(current)
+    return total
 
 
 def wrk_script(headers: dict[str, str], directory: Path) -> Path:
@@ -226,18 +251,34 @@ def redis_server() -> Iterator[str | None]:
         process.wait()
 
 
-def targets(redis_url: str | None) -> list[Target]:
+def gunicorn_command() -> list[str]:
+    """The Flask reference under gunicorn, one sync worker, on $PORT (read when it starts)."""
+    script = (
+        "import os, sys; from gunicorn.app.wsgiapp import run; "
+        "sys.argv = ['gunicorn', '--workers', '1', '--worker-class', 'sync', '--bind', "
+        "'127.0.0.1:' + os.environ['PORT'], '--chdir', sys.argv[1], "
+        "'token_server_flask_reference:app']; run()"
+    )
+    return [sys.executable, "-c", script, str(REPO / "benchmarks")]
+
+
+def targets(redis_url: str | None, log_level: str, baseline: Path | None = None) -> list[Target]:
     ours = [sys.executable, "-m", "token_server"]
-    quiet = {"TOKEN_SERVER_LOG_LEVEL": "WARNING", "APP_ENV": "production"}
+    common = {"TOKEN_SERVER_LOG_LEVEL": log_level, "APP_ENV": "production"}
     found: list[Target] = []
     if importlib.util.find_spec("flask"):
         reference = str(REPO / "benchmarks" / "token_server_flask_reference.py")
         found.append(Target("flask guide", [sys.executable, reference], {}))
+        if importlib.util.find_spec("gunicorn"):
+            found.append(Target("gunicorn 1 sync", gunicorn_command(), {}))
+        else:
+            print("gunicorn is not installed (pip install gunicorn): skipping its column")
     else:
-        print("Flask is not installed (pip install flask): skipping the Flask reference column")
-    found.append(Target("ours, off", ours, {**quiet, "TOKEN_SERVER_RATE_LIMIT_PER_MINUTE": "0"}))
+        print("Flask is not installed (pip install flask): skipping the Flask reference columns")
+    anonymous = {"TOKEN_SERVER_RATE_LIMIT_PER_MINUTE": "0", "TOKEN_SERVER_ALLOW_ANONYMOUS": "true"}
+    found.append(Target("ours, off", ours, {**common, **anonymous}))
     protected = {
-        **quiet,
+        **common,
         **NEVER_LIMITED,
         "TOKEN_SERVER_API_KEY": API_KEY,
         "TOKEN_SERVER_CORS_ORIGINS": ORIGIN,
@@ -247,6 +288,9 @@ def targets(redis_url: str | None) -> list[Target]:
     if redis_url:
         shared = {**protected, "REDIS_URL": redis_url}
         found.append(Target("ours, on, redis", ours, shared, headers))
+    if baseline is not None:
+        found.append(Target("baseline, off", ours, {**common, **anonymous}, root=baseline))
+        found.append(Target("baseline, on", ours, protected, headers, root=baseline))
     return found
 
 
@@ -273,9 +317,24 @@ class Summary:
         )
 
 
+def print_cost(label: str, off: Target, on: Target) -> None:
+    """What the protections cost: 1 - on/off, from the medians and paired round by round (the
+    two run back to back in each round, so the pairs share the machine's load of the moment)."""
+    a, b = Summary.of(off.runs), Summary.of(on.runs)
+    pairs = list(zip(off.runs, on.runs, strict=True))
+    core = 1 - statistics.median(y.capacity / x.capacity for x, y in pairs)
+    wall = 1 - statistics.median(y.requests_per_second / x.requests_per_second for x, y in pairs)
+    print(
+        f"{label}: {1 - b.capacity / a.capacity:.1%} per core, "
+        f"{1 - b.requests_per_second / a.requests_per_second:.1%} wall-clock; "
+        f"paired per round: {core:.1%} per core, {wall:.1%} wall-clock (target <= 10%)"
+    )
+
+
 def report(found: list[Target]) -> None:
     summaries = {target.name: Summary.of(target.runs) for target in found}
     flask = summaries.get("flask guide")
+    gunicorn = summaries.get("gunicorn 1 sync")
     off = summaries["ours, off"]
     on = summaries["ours, on"]
     print(
@@ -292,15 +351,19 @@ def report(found: list[Target]) -> None:
         )
     print("\nratios use req/s/core (1 / CPU time per request): wall-clock req/s moves with")
     print("whatever else this machine runs; CPU time per request hardly does.")
-    if flask:
-        wall = on.requests_per_second / flask.requests_per_second
-        print(
-            f"protected / Flask guide: {on.capacity / flask.capacity:.2f}x per core, "
-            f"{wall:.2f}x wall-clock (target >= 4x)"
-        )
-    cost = 1 - on.capacity / off.capacity
-    wall_cost = 1 - on.requests_per_second / off.requests_per_second
-    print(f"protections cost: {cost:.1%} per core, {wall_cost:.1%} wall-clock (target <= 15%)")
+    for label, reference in (("Flask guide", flask), ("gunicorn, 1 sync worker", gunicorn)):
+        if reference:
+            wall = on.requests_per_second / reference.requests_per_second
+            print(
+                f"protected / {label}: {on.capacity / reference.capacity:.2f}x per core, "
+                f"{wall:.2f}x wall-clock (target >= 4x)"
+            )
+    by_name = {target.name: target for target in found}
+    print_cost("protections cost", by_name["ours, off"], by_name["ours, on"])
+    if "baseline, off" in by_name:
+        print_cost("baseline protections cost", by_name["baseline, off"], by_name["baseline, on"])
+        b_on = summaries["baseline, on"]
+        print(f"ours, on / baseline, on: {on.capacity / b_on.capacity:.2f}x per core")
     for target in found:
         rounds = ", ".join(f"{r.requests_per_second:.0f}/{r.capacity:.0f}" for r in target.runs)
         print(f"  rounds, {target.name} (req/s / req/s/core): {rounds}")
@@ -312,12 +375,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per server")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="TOKEN_SERVER_LOG_LEVEL of our servers (default: the server's default, INFO)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of this repository (a `git worktree` of an older commit): its "
+        "server runs off and on in the same interleaved rounds, for before/after figures",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
     with redis_server() as redis_url, tempfile.TemporaryDirectory() as scratch:
-        found = targets(redis_url)
+        found = targets(redis_url, args.log_level, args.baseline)
         try:
             for target in found:
                 start(target)

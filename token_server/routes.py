@@ -39,7 +39,7 @@ async def issue_token(request: web.Request) -> web.Response:
             {"missing": settings.missing_livekit_variables()},
         )
     try:
-        # The head had its deadline (runner_options); a body trickled in slowly gets the same.
+        # The head had its deadline (handler_args in app.py); a slow body gets as long again.
         async with asyncio.timeout(settings.read_timeout_seconds):
             raw = await request.read()
     except TimeoutError:
