@@ -114,8 +114,8 @@ class ContextCommands:
         self._lock = asyncio.Lock()
         self._refusals: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.on_accepted: Callable[[Command], None] | None = None
-        """Called with each accepted command (the webhook event, when configured)."""
+        self._on_accepted: Callable[[Command], None] | None = None
+        self._unreported: list[Command] = []  # accepted before anyone listened
 
     @classmethod
     async def start(
@@ -159,6 +159,24 @@ class ContextCommands:
         )
         log.info("context commands on", agent_code=agent_code, identity=identity)
         return commands
+
+    def report_to(self, callback: Callable[[Command], None]) -> None:
+        """Call `callback` with each accepted command (the webhook event), starting with those
+        accepted before it was given (the webhook emitter starts after the avatar joined)."""
+        self._on_accepted = callback
+        waiting, self._unreported = self._unreported, []
+        for command in waiting:
+            self._report(command)
+
+    def _report(self, command: Command) -> None:
+        if self._on_accepted is None:
+            if len(self._unreported) < MAX_PENDING * 2:
+                self._unreported.append(command)
+            return
+        try:
+            self._on_accepted(command)
+        except Exception as exc:
+            log.warning("context command report failed", error=describe(exc))
 
     # --- the session's life ------------------------------------------------------------------
 
@@ -245,11 +263,7 @@ class ContextCommands:
             via=via,
             state=state,
         )
-        if self.on_accepted is not None:
-            try:
-                self.on_accepted(command)
-            except Exception as exc:
-                log.warning("context command callback failed", error=describe(exc))
+        self._report(command)
         return {"id": command.id, "result": "accepted", "state": state}
 
     async def _accept(self, command: Command) -> str:

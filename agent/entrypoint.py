@@ -61,6 +61,12 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     if events is not None:
         ctx.add_shutdown_callback(lambda _reason: events.aclose())
+        if commands is not None:
+            commands.report_to(
+                lambda c: events.context_command(
+                    command_id=c.id, context_type=c.type, message=c.text
+                )
+            )
 
     if commands is not None:
         commands.session_starting()

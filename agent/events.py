@@ -114,6 +114,18 @@ class ConversationEvents:
                 timestamp=item.created_at,
             )
 
+    def context_command(self, *, command_id: str, context_type: str, message: str) -> None:
+        """`context.command` for a speak / add_context the agent accepted (opt-in: only when
+        WEBHOOK_EVENTS names it)."""
+        self._guard(
+            self._emitter.context_command,
+            command_id=command_id,
+            context_type=context_type,
+            message=message,
+            room_name=self._room.name,
+            session_id=self._session_id,
+        )
+
     def _guard(self, emit: Any, **fields: Any) -> None:
         """An event the emitter refuses is logged (once) and dropped: never the conversation."""
         try:

@@ -173,6 +173,38 @@ class WebhookEmitter:
         )
         return event_id
 
+    def context_command(
+        self,
+        *,
+        command_id: str,
+        context_type: str,
+        message: str,
+        room_name: str,
+        session_id: str,
+    ) -> str | None:
+        """Queue a `context.command` event (an accepted speak / add_context); opt-in: None
+        unless WEBHOOK_EVENTS names it."""
+        if events.CONTEXT_COMMAND not in self._accepting:
+            return None  # off by default: not a refusal worth a warning
+        events.check_context_command(command_id, context_type, message, room_name, session_id)
+        event_id = self._ids.next()
+        agent_id = self._agent_id
+        now = self._clock.now()
+        assert self._writer is not None  # _accepting is empty without one
+        self._writer.put(
+            lambda: events.context_command(
+                event_id=event_id,
+                agent_id=agent_id,
+                command_id=command_id,
+                context_type=context_type,
+                message=message,
+                room_name=room_name,
+                session_id=session_id,
+                now=now,
+            )
+        )
+        return event_id
+
     async def flush(self) -> None:
         """Wait until every event queued so far is durable in the outbox."""
         if self._writer is not None:

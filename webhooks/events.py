@@ -1,4 +1,4 @@
-"""The two events bitHuman documents, as signed-ready body bytes.
+"""The two events bitHuman documents (and one of ours, opt-in), as signed-ready body bytes.
 
 Envelope: `{agent_id, event_type, data, timestamp}` with nothing added, so receivers written
 for the bitHuman platform work unchanged. The event's stable id travels in the `webhook-id`
@@ -22,6 +22,12 @@ from webhooks.jsjson import MAX_SAFE_INTEGER, js_dumps
 ROOM_JOIN = "room.join"
 CHAT_PUSH = "chat.push"
 EVENT_TYPES = (ROOM_JOIN, CHAT_PUSH)
+"""bitHuman's events: sent by default."""
+CONTEXT_COMMAND = "context.command"
+"""Ours: a context API command (speak / add_context) an agent accepted. Sent only when
+WEBHOOK_EVENTS names it, so receivers written for bitHuman's two events see nothing new."""
+KNOWN_EVENT_TYPES = (*EVENT_TYPES, CONTEXT_COMMAND)
+CONTEXT_TYPES = ("speak", "add_context")
 ROLES = ("user", "assistant")
 Role = Literal["user", "assistant"]
 
@@ -118,6 +124,43 @@ def chat_push(
         "timestamp": _seconds(now if timestamp is None else timestamp),
     }
     return _event(event_id, agent_id, CHAT_PUSH, data, now)
+
+
+def check_context_command(
+    command_id: str, context_type: str, message: str, room_name: str, session_id: str
+) -> None:
+    if context_type not in CONTEXT_TYPES:
+        raise ValueError(f"context_type must be one of {CONTEXT_TYPES}, not {context_type!r}")
+    for name, value in (
+        ("command_id", command_id),
+        ("message", message),
+        ("room_name", room_name),
+        ("session_id", session_id),
+    ):
+        _check_str(name, value)
+
+
+def context_command(
+    *,
+    event_id: str,
+    agent_id: str,
+    command_id: str,
+    context_type: str,
+    message: str,
+    room_name: str,
+    session_id: str,
+    now: float,
+) -> Event:
+    """`context.command`: `{command_id, context_type, message, room_name, session_id}`."""
+    check_context_command(command_id, context_type, message, room_name, session_id)
+    data: dict[str, object] = {
+        "command_id": _text(command_id),
+        "context_type": context_type,
+        "message": _text(message),
+        "room_name": _text(room_name),
+        "session_id": _text(session_id),
+    }
+    return _event(event_id, agent_id, CONTEXT_COMMAND, data, now)
 
 
 def _event(

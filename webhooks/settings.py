@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from common.settings import LoggingSettings, split_commas
-from webhooks.events import EVENT_TYPES
+from webhooks.events import EVENT_TYPES, KNOWN_EVENT_TYPES
 from webhooks.signatures import BITHUMAN_HEADER, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 SLOW_RETRY_FIRST_DELAY = 60.0
@@ -63,7 +63,7 @@ class WebhookSettings(LoggingSettings):
     events: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(EVENT_TYPES),
         validation_alias="WEBHOOK_EVENTS",
-        description="Event types to send, comma-separated.",
+        description="Event types to send, comma-separated (context.command only if named).",
     )
     agent_id: str | None = Field(
         None,
@@ -235,9 +235,9 @@ class WebhookSettings(LoggingSettings):
     @field_validator("events")
     @classmethod
     def _check_events(cls, events: list[str]) -> list[str]:
-        unknown = sorted(set(events) - set(EVENT_TYPES))
+        unknown = sorted(set(events) - set(KNOWN_EVENT_TYPES))
         if unknown:
-            raise ValueError(f"unknown event types {unknown}; known: {list(EVENT_TYPES)}")
+            raise ValueError(f"unknown event types {unknown}; known: {list(KNOWN_EVENT_TYPES)}")
         return events
 
     @field_validator("retry_delays")

@@ -70,7 +70,9 @@ class StandInAgent:
     ) -> StandInAgent:
         room = rtc.Room()
         identity = identity or f"agent-{room_name}"
-        await room.connect(url, agent_token(api_key, api_secret, room_name, identity))
+        # no media: nothing to subscribe to, and one peer connection instead of two
+        options = rtc.RoomOptions(auto_subscribe=False, single_peer_connection=True)
+        await room.connect(url, agent_token(api_key, api_secret, room_name, identity), options)
         session = RecordingSession()
         agent = Agent(instructions="a stand-in")
         commands = await ContextCommands.attach(

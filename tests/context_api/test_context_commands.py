@@ -219,3 +219,20 @@ def test_seen_commands_forget_after_expiry_and_stay_bounded() -> None:
 def test_verifier_addresses_are_the_room_identity_and_code() -> None:
     check = CommandVerifier(KEY, SECRET, room=ROOM, identity=IDENTITY, agent_code=CODE)
     assert check.verify(payload()).command.to == IDENTITY
+
+
+async def test_accepted_commands_are_reported_even_before_anyone_listens(parts: Any) -> None:
+    commands, _, _, _ = parts
+    await commands.handle(payload("add_context", "Early."), via="rpc", sender="s")
+    reported: list[Command] = []
+    commands.report_to(reported.append)  # the webhook emitter starts after the avatar joined
+    await commands.session_started()
+    await commands.handle(payload("speak", "Later."), via="rpc", sender="s")
+    duplicate = payload("speak", "Once.")
+    for _ in range(2):
+        await commands.handle(duplicate, via="rpc", sender="s")
+    assert [(c.type, c.text) for c in reported] == [
+        ("add_context", "Early."),
+        ("speak", "Later."),
+        ("speak", "Once."),
+    ]

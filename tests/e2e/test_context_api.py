@@ -26,9 +26,10 @@ from context_api.wire import (
     CommandSigner,
     new_command_id,
 )
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import WEBHOOK_SECRET, Stack
 from tests.e2e.harness import User, agent_identity
 from tests.fakes.openai_realtime import GREETING, ReplyContext, default_reply
+from webhooks.signatures import verify_bithuman_signature
 
 pytestmark = pytest.mark.e2e
 
@@ -95,6 +96,27 @@ def system_texts(stack: Stack) -> list[str]:
     ]
 
 
+async def until_events(
+    stack: Stack, condition: Callable[[list[dict[str, Any]]], bool], within: float = 20
+) -> None:
+    """Wait until the webhook events the receiver got satisfy `condition`."""
+    async with asyncio.timeout(within):
+        count = 1
+        while not condition([r.json for r in stack.receiver.requests]):
+            await stack.receiver.wait_for(count, within=within)
+            count = len(stack.receiver.requests) + 1
+
+
+def said_in(events: list[dict[str, Any]], text: str) -> int:
+    return sum(
+        1
+        for e in events
+        if e["event_type"] == "chat.push"
+        and e["data"]["role"] == "assistant"
+        and e["data"]["message"] == text
+    )
+
+
 def heard(user: User, agent: str, text: str) -> Callable[[], bool]:
     return lambda: text in user.final_texts(agent)
 
@@ -129,6 +151,8 @@ async def test_speak_reaches_every_live_room_or_the_one_named(
         await user.until(heard(user, agent, everyone), within=30)
         await user.until(lambda u=user, a=agent: u.voiced(a) >= before[u] + 25, within=30)
     assert [r.input for r in stack.realtime.speech_requests] == [everyone, everyone]
+    # what is said is a conversation message like any other: a chat.push per room
+    await until_events(stack, lambda events: said_in(events, everyone) == 2)
 
     # room_id: that room only
     only = "This is for the first room only."
@@ -165,7 +189,7 @@ async def test_add_context_changes_the_next_reply_and_deletes_nothing(
     realtime.script.reply_rule = reply
     realtime.script.transcripts.append("who am I")
     realtime.script.delta_delay_s = 0.15  # a greeting long enough to add context while it plays
-    await stack.start_agent()
+    await stack.start_agent(stack.settings(WEBHOOK_EVENTS="room.join,chat.push,context.command"))
     service = await context_api()
     user = await stack.join()
     await user.until(lambda: agent_identity(user) is not None, within=45)
@@ -195,6 +219,21 @@ async def test_add_context_changes_the_next_reply_and_deletes_nothing(
     await user.open_mic()
     await user.say(1.2)
     await user.until(heard(user, agent, f"Noted: {fact} You said: who am I."), within=30)
+
+    # WEBHOOK_EVENTS names context.command: the accepted command is reported, signed
+    def reported(events: list[dict[str, Any]]) -> bool:
+        return any(e["event_type"] == "context.command" for e in events)
+
+    await until_events(stack, reported)
+    [event] = [r for r in stack.receiver.requests if r.json["event_type"] == "context.command"]
+    assert verify_bithuman_signature(
+        WEBHOOK_SECRET, event.body, event.headers["X-bitHuman-Signature"]
+    )
+    data = event.json["data"]
+    assert data["context_type"] == "add_context" and data["message"] == fact
+    assert data["room_name"] == user.room.name
+    assert data["command_id"] == body["data"]["command_id"]
+    assert event.json["agent_id"] == stack.agent_name
 
 
 async def test_context_api_errors_unauthorized_not_found_no_rooms_validation(
