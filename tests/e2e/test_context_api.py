@@ -26,7 +26,7 @@ from context_api.wire import (
     CommandSigner,
     new_command_id,
 )
-from tests.e2e.conftest import WEBHOOK_SECRET, Stack
+from tests.e2e.conftest import AVATAR_ID, AVATAR_IDENTITY, WEBHOOK_SECRET, Stack
 from tests.e2e.harness import User, agent_identity
 from tests.fakes.openai_realtime import GREETING, ReplyContext, default_reply
 from webhooks.signatures import verify_bithuman_signature
@@ -84,6 +84,17 @@ async def greeted(stack: Stack) -> tuple[User, str]:
     assert agent is not None
     await user.until(lambda: GREETING in user.final_texts(agent), within=45)
     return user, agent
+
+
+def system_items(stack: Stack) -> list[str]:
+    """The text of the system items in the realtime conversations, as the model holds them."""
+    return [
+        part.get("text", "")
+        for conn in stack.realtime.connections
+        for item in conn.items
+        if item.get("role") == "system"
+        for part in item.get("content") or []
+    ]
 
 
 def system_texts(stack: Stack) -> list[str]:
@@ -175,13 +186,7 @@ async def test_add_context_changes_the_next_reply_and_deletes_nothing(
 
     def reply(ctx: ReplyContext) -> Any:
         """Replies name the context the model holds, so a reply shows what the model had."""
-        notes = [
-            part.get("text", "")
-            for conn in realtime.connections
-            for item in conn.items
-            if item.get("role") == "system"
-            for part in item.get("content") or []
-        ]
+        notes = system_items(stack)
         if ctx.user_text and notes:
             return f"Noted: {notes[-1]} You said: {ctx.user_text}."
         return default_reply(ctx)
@@ -234,6 +239,48 @@ async def test_add_context_changes_the_next_reply_and_deletes_nothing(
     assert data["room_name"] == user.room.name
     assert data["command_id"] == body["data"]["command_id"]
     assert event.json["agent_id"] == stack.agent_name
+
+
+async def test_context_and_speak_sent_before_the_avatar_joined(
+    stack: Stack, context_api: Callable[..., Awaitable[ContextApi]]
+) -> None:
+    """While the cloud avatar is still joining: context goes into the session's first context
+    (the greeting knows it), speech waits and is then said through the avatar."""
+    realtime = stack.realtime
+
+    def reply(ctx: ReplyContext) -> Any:
+        notes = system_items(stack)
+        if ctx.user_text is None and notes:
+            return f"Welcome back. {notes[-1]}"
+        return default_reply(ctx)
+
+    realtime.script.reply_rule = reply
+    stack.avatar.join_delay = 6.0
+    await stack.start_agent(stack.avatar_settings())
+    service = await context_api()
+    user = await stack.join()
+    code = AVATAR_ID  # the agent code is the cloud avatar's
+
+    # sent as soon as the agent participant takes commands (the API sees it at once; users see
+    # attributes of a participant that publishes nothing only in the server's next batch)
+    fact = "Ada ordered the blue kettle."
+    for _ in range(300):
+        status, body = await service.add_context(code, {"context": fact})
+        if status != 404:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 200, body
+    line = "Your kettle ships tomorrow."
+    status, body = await service.speak(code, {"message": line})
+    assert status == 200, body
+    assert AVATAR_IDENTITY not in user.room.remote_participants, "answered before the avatar"
+
+    await user.until(lambda: f"Welcome back. {fact}" in user.final_texts(), within=45)
+    await user.until(lambda: line in user.final_texts(), within=45)
+    session = stack.avatar.session(user.room.name)
+    await session.wait_audio(seconds=1.0, within=20)
+    assert user.audio_publishers() == {AVATAR_IDENTITY}, "the speech came in the avatar's voice"
+    assert [r.input for r in realtime.speech_requests] == [line]
 
 
 async def test_context_api_errors_unauthorized_not_found_no_rooms_validation(
