@@ -60,7 +60,9 @@ log = get_logger("agent.context_commands")
 
 MAX_PENDING = 16  # speech waiting for the session to start
 MAX_REMEMBERED = 10_000  # command ids kept for dedupe (each until its proof expires)
-APPLY_TIMEOUT = 8.0  # adding context waits on the realtime service's acknowledgement
+# adding context waits on the realtime service's acknowledgement; under the API's default
+# per-room deadline (5 s), so the API hears the outcome
+APPLY_TIMEOUT = 4.0
 
 
 class _State(Enum):
@@ -154,9 +156,13 @@ class ContextCommands:
         room.local_participant.register_rpc_method(METHOD, commands._on_rpc)
         room.on("data_received", commands._on_data)
         # advertised last: the API finds this participant only once it can answer
-        await room.local_participant.set_attributes(
-            {ATTR_AGENT_CODE: agent_code, ATTR_ACCEPTS: ACCEPTS_VERSION}
-        )
+        try:
+            await room.local_participant.set_attributes(
+                {ATTR_AGENT_CODE: agent_code, ATTR_ACCEPTS: ACCEPTS_VERSION}
+            )
+        except BaseException:
+            await commands.aclose()  # not findable, so not listening either
+            raise
         log.info("context commands on", agent_code=agent_code, identity=identity)
         return commands
 
