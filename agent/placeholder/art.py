@@ -99,8 +99,11 @@ class FaceArt:
         return band
 
     def prepare_banners(self, labels: Iterable[str]) -> None:
+        """Draw these banners now, then let go of the drawing surface (4 MB at twice the
+        size); a banner asked for later is drawn from scratch."""
         for label in labels:
             self.banner(label)
+        self._painter.forget()
 
     def _band(self, image: Image.Image, band: tuple[float, float]) -> Band:
         top, bottom = _even(band[0] * self.height), _even(band[1] * self.height)
@@ -183,6 +186,9 @@ class _Painter:
         if banner is not None:
             self._banner(draw, banner)
         return image.reduce(self.scale) if self.scale > 1 else image
+
+    def forget(self) -> None:
+        self._still = None
 
     def _draw_still(self) -> Image.Image:
         """Background, body, head, cheeks and nose: what every frame shares."""

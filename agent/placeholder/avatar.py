@@ -10,6 +10,7 @@ voice. livekit's runner publishes the tracks once the first listener subscribes.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
 from livekit import rtc
@@ -25,7 +26,14 @@ from agent.dynamics import Dynamics
 from agent.dynamics.catalog import CatalogCache
 from agent.dynamics.stats import Outcome
 from agent.placeholder.art import face_art
-from agent.placeholder.generator import FPS, HEIGHT, SAMPLE_RATE, WIDTH, PlaceholderVideoGenerator
+from agent.placeholder.generator import (
+    FPS,
+    HEIGHT,
+    IDLE_REFRESH_FRAMES,
+    SAMPLE_RATE,
+    WIDTH,
+    PlaceholderVideoGenerator,
+)
 from bithuman_client import DynamicsCatalog
 from common.logs import get_logger
 
@@ -99,13 +107,31 @@ class _Runner(AvatarRunner):
             )
             self._video_publication = await participant.publish_track(face, options)
 
+    async def resync(self) -> None:
+        await resync(self.av_sync)
+
+
+async def resync(sync: rtc.AVSynchronizer) -> None:
+    """Before frames flow again after the generator sent none for a while: once the
+    synchronizer has shown what it holds, its frame clock restarts from now (instead of
+    capturing in a burst to catch up, and warning that it fell behind schedule). Its clock is
+    reset only while it waits for a frame, never in the middle of capturing one."""
+    try:
+        async with asyncio.timeout(1.0):
+            await sync.wait_for_playout()
+    except TimeoutError:
+        return  # still busy: let it catch up on its own
+    sync.reset()
+
 
 class PlaceholderAvatar(AvatarSession[Any]):
     """A drawn face rendered in the job process; `generator` draws it."""
 
     def __init__(self, generator: PlaceholderVideoGenerator | None = None) -> None:
         super().__init__()
-        self.generator = generator or PlaceholderVideoGenerator()
+        self.generator = generator or PlaceholderVideoGenerator(
+            idle_refresh_frames=IDLE_REFRESH_FRAMES
+        )
         self.audio: QueueAudioOutput | None = None
         self._runner: _Runner | None = None
         self._identity = ""
@@ -136,6 +162,7 @@ class PlaceholderAvatar(AvatarSession[Any]):
         self._runner = _Runner(
             room, audio_recv=self.audio, video_gen=self.generator, options=options
         )
+        self.generator.before_resume = self._runner.resync
         await self._runner.start()
         agent_session.output.replace_audio_tail(self.audio)
         job = get_job_context(required=False)

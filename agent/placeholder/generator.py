@@ -6,24 +6,33 @@ time. For every 40 ms of speech this generator yields one video frame, whose mou
 comes from the loudness of exactly those 40 ms, and that audio. With nothing to say it yields
 idle frames (mouth closed, eyes blinking every few seconds), paced the same way.
 
-Keeping them in step: the synchronizer holds the next frames in a short video queue (two frames
-with livekit's default 100 ms) that is always full, since idle frames keep it so, while the audio
-source is empty whenever the agent is silent. Audio yielded right after its frame would therefore
-play about 80 ms before the face shows it. So each 40 ms of audio is yielded `audio_delay_frames`
-frames after its video frame: both then play at the same time.
+Keeping them in step: the synchronizer holds the next frames in a video queue of two frames
+(livekit's default 100 ms at 25 fps) and shows one every 40 ms, while the audio source plays
+what it is given at once when the agent was silent. So each 40 ms of audio is yielded
+`audio_delay_frames` (two) frames after its video frame: the generator can only hand over that
+later frame once the queue has room, that is once the audio's own frame leaves the queue to be
+shown (within a frame's time), so sound and picture start together whether the queue was full
+(steady idle frames) or empty.
+
+Idle thinning (`idle_refresh_frames`, on in the job): while nothing moves (no voice, no blink,
+no gesture), the same picture is sent only every few frames instead of 25 times a second, since
+every frame sent is a frame WebRTC encodes, the largest cost of a session; the generator then
+keeps time itself, and `before_resume` lets the runner restart its frame clock before motion
+resumes (it would otherwise log that it fell behind schedule).
 
 `show_gesture(name)` puts the gesture's name in a banner under the face and closes the eyes in
 a smile for `GESTURE_SECONDS`.
 
-Time inside the generator is counted in frames, not read from a clock: what a frame shows
-depends only on what came before it, which makes it testable and free of clock reads.
+Time inside the generator is counted in frames: what a frame shows depends only on what came
+before it (and a seeded random blink schedule), which makes it testable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 from livekit import rtc
@@ -37,6 +46,8 @@ SAMPLE_RATE = 24_000  # what OpenAI Realtime speaks; the session resamples anyth
 GESTURE_SECONDS = 2.0
 # frames of livekit's AV synchronizer video queue (fps x AvatarRunner's 100 ms queue size)
 AUDIO_DELAY_FRAMES = 2
+# in the job, an unchanged idle picture is sent every 10th frame (2.5 frames/s)
+IDLE_REFRESH_FRAMES = 10
 
 # loudness (RMS, dB of full scale) of the quietest and the loudest mouth opening
 QUIET_DB = -42.0
@@ -76,6 +87,7 @@ class PlaceholderVideoGenerator(VideoGenerator):
         sample_rate: int = SAMPLE_RATE,
         gesture_seconds: float = GESTURE_SECONDS,
         audio_delay_frames: int = AUDIO_DELAY_FRAMES,
+        idle_refresh_frames: int | None = None,
         seed: int | None = None,
     ) -> None:
         self.art = art if art is not None else face_art(WIDTH, HEIGHT)
@@ -100,6 +112,12 @@ class PlaceholderVideoGenerator(VideoGenerator):
         self._gesture_until = 0
         self._last_state: tuple[Eyes, int, str | None] | None = None
         self._last_frame: rtc.VideoFrame | None = None
+        # idle thinning: an unchanged idle picture is sent only every `idle_refresh_frames`
+        self._refresh = idle_refresh_frames
+        self._skipped = 0
+        self._tick_at: float | None = None
+        self.before_resume: Callable[[], Awaitable[None]] | None = None
+        """Awaited before the first frame after skipped ones (the runner's clock restarts)."""
         # counters for tests, logs and benchmarks
         self.video_frames = 0
         self.speaking_frames = 0
@@ -197,11 +215,18 @@ class PlaceholderVideoGenerator(VideoGenerator):
                     yield item
                 continue
             if item is None:
-                yield self.next_frame(None)
+                state = self.advance(None)
+                if self._skippable(state):
+                    await self._tick()  # nothing to show: no frame, no encoding
+                    continue
+                await self._resume()
+                yield self._render(state)
                 keep = 0  # no new audio: let out what is held, one chunk per frame
             else:
                 level, audio = item
-                yield self.next_frame(level)
+                state = self.advance(level)
+                await self._resume()
+                yield self._render(state)
                 held.append(audio)
                 keep = self._audio_delay
             if sum(isinstance(x, rtc.AudioFrame) for x in held) > keep:
@@ -209,10 +234,39 @@ class PlaceholderVideoGenerator(VideoGenerator):
                 while held and isinstance(held[0], AudioSegmentEnd):
                     yield held.popleft()
 
+    def _skippable(self, state: tuple[Eyes, int, str | None]) -> bool:
+        """An idle picture like the last one sent, with a refresh not yet due."""
+        if self._refresh is None or self._held or self._last_frame is None:
+            return False
+        if state != self._last_state or self._skipped + 1 >= self._refresh:
+            return False
+        self._skipped += 1
+        return True
+
+    async def _tick(self) -> None:
+        """Wait one frame's time, on a schedule of our own while no frame paces us."""
+        now = asyncio.get_running_loop().time()
+        if self._tick_at is None or self._tick_at < now - 1.0 / self.fps:
+            self._tick_at = now
+        self._tick_at += 1.0 / self.fps
+        await asyncio.sleep(self._tick_at - now)
+
+    async def _resume(self) -> None:
+        if not self._skipped:
+            return
+        self._skipped = 0
+        self._tick_at = None
+        if self.before_resume is not None:
+            await self.before_resume()
+
     def next_frame(self, level: int | None) -> rtc.VideoFrame:
-        """The next video frame: speaking at `level`, or idle (None). A picture like the last
-        one is the last frame again: nothing is copied for it."""
-        state = self.advance(level)
+        """The next video frame: speaking at `level`, or idle (None)."""
+        return self._render(self.advance(level))
+
+    def _render(self, state: tuple[Eyes, int, str | None]) -> rtc.VideoFrame:
+        """The frame for `state`: a picture like the last one is the last frame again, with
+        nothing copied for it."""
+        self.video_frames += 1
         if state != self._last_state or self._last_frame is None:
             self._last_state = state
             self._last_frame = self.art.compose(*state)
@@ -228,7 +282,6 @@ class PlaceholderVideoGenerator(VideoGenerator):
             self.speaking_frames += 1
         state = (self._eyes(), self._mouth, self.gesture)
         self.frame_index += 1
-        self.video_frames += 1
         return state
 
     def _blink_gap(self) -> int:

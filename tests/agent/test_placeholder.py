@@ -34,6 +34,7 @@ from agent.placeholder.art import (
     _i420,
     face_art,
 )
+from agent.placeholder.avatar import resync
 from agent.placeholder.generator import (
     BLINK_GAP_FRAMES,
     FPS,
@@ -382,3 +383,93 @@ async def test_other_rates_and_stereo_come_out_as_24_khz_mono(
     assert all(c.sample_rate == SAMPLE_RATE and c.num_channels == 1 for c in chunks)
     assert 0.5 <= sum(c.duration for c in chunks) <= 0.6
     assert max(generator_level(f) for f in video(items)) > 0
+
+
+# --- idle thinning --------------------------------------------------------------------------
+
+
+async def test_an_unchanged_idle_picture_is_sent_only_every_few_frames() -> None:
+    generator = PlaceholderVideoGenerator(seed=7, idle_refresh_frames=5)
+    resumed: list[int] = []
+
+    async def before_resume() -> None:
+        resumed.append(generator.frame_index)
+
+    generator.before_resume = before_resume
+    stream = generator.__aiter__()
+    started = time.monotonic()
+    frames = video(await take(stream, 6))
+    elapsed = time.monotonic() - started
+    # the first frame at once, then one per 5 frames' time, each after a resync
+    assert generator.frame_index == 1 + 5 * 5 and generator.video_frames == 6
+    assert 0.75 <= elapsed <= 1.5, elapsed
+    assert len(resumed) == 5
+    assert all(frame is frames[0] for frame in frames)
+
+    # what changes the picture goes out within a frame's time: a gesture...
+    await asyncio.sleep(0.1)
+    generator.show_gesture("laugh_react")
+    started = time.monotonic()
+    await take(stream, 1)
+    assert time.monotonic() - started < 0.1
+    assert generator.state is not None and generator.state[2] == "laugh_react"
+    # ...and speech arriving while it waits
+    await take(stream, 1)
+    waiting = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await push(generator, tone(0.2, 0.4))
+    async with asyncio.timeout(0.15):
+        first = await waiting
+    assert isinstance(first, rtc.VideoFrame) and generator_level(first) > 0
+
+
+async def test_blinks_still_show_with_idle_thinning() -> None:
+    generator = PlaceholderVideoGenerator(seed=3, idle_refresh_frames=10)
+    stream = generator.__aiter__()
+    shown: list[Eyes] = []
+    async with asyncio.timeout(10):
+        while Eyes.CLOSED not in shown:
+            await take(stream, 1)
+            assert generator.state is not None
+            shown.append(generator.state[0])
+    assert shown[-2:] == [Eyes.HALF, Eyes.CLOSED]
+    assert generator.frame_index >= BLINK_GAP_FRAMES[0]
+
+
+async def test_thinned_frames_keep_livekits_synchronizer_on_schedule(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Gaps between frames, then speech: with the resync, livekit's frame clock never falls
+    behind (it would log a warning and capture in a burst), and the speech plays at 25 fps."""
+    generator = PlaceholderVideoGenerator(seed=5, idle_refresh_frames=10)
+    audio_source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+    video_source = rtc.VideoSource(512, 512)
+    sync = rtc.AVSynchronizer(audio_source=audio_source, video_source=video_source, video_fps=FPS)
+    generator.before_resume = lambda: resync(sync)
+    pushed: list[float] = []
+
+    async def run() -> None:
+        async for item in generator:
+            if isinstance(item, AudioSegmentEnd):
+                continue
+            await sync.push(item)
+            if isinstance(item, rtc.VideoFrame):
+                pushed.append(time.monotonic())
+
+    caplog.set_level("DEBUG", logger="livekit")
+    task = asyncio.create_task(run())
+    try:
+        await asyncio.sleep(1.5)
+        idle = len(pushed)
+        await push(generator, [*tone(1.0, 0.3), AudioSegmentEnd()])
+        await asyncio.sleep(1.5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sync.aclose()
+        await audio_source.aclose()
+        await video_source.aclose()
+    assert idle <= 8, "1.5 s of an unchanged face: the first frame and a refresh every 0.4 s"
+    assert generator.speaking_frames == FPS
+    assert not [r for r in caplog.records if "behind schedule" in r.getMessage()]
