@@ -9,12 +9,13 @@ import hmac
 import math
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 from common.web import ApiError
 from token_server.metrics import route_label
 from token_server.state import SERVICES
 
-API_KEY_HEADER = "X-API-Key"
+API_KEY_HEADER = istr("X-API-Key")  # istr: looked up without case-folding it per request
 
 
 def presented_key(request: web.Request) -> str | None:

@@ -47,14 +47,8 @@ class BucketSpec:
 
 
 ALLOWED = Decision(True)
-
-
-def take(spec: BucketSpec, tokens: float, updated: float, now: float) -> tuple[float, Decision]:
-    """Refill a bucket last seen at `updated` up to `now`, then try to take one token."""
-    tokens = min(spec.capacity, tokens + max(0.0, now - updated) * spec.per_second)
-    if tokens >= 1:
-        return tokens - 1, ALLOWED
-    return tokens, Decision(False, (1 - tokens) / spec.per_second)
+# Full buckets are swept out at most this often (and at once when there are too many).
+SWEEP_SECONDS = 1.0
 
 
 class RateLimiter(Protocol):
@@ -74,19 +68,38 @@ class MemoryRateLimiter:
         self, spec: BucketSpec, *, clock: Clock | None = None, max_keys: int = 100_000
     ) -> None:
         self._spec = spec
+        self._capacity = float(spec.capacity)
+        self._rate = spec.per_second
         self._clock = clock or time.monotonic
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._next_sweep = -math.inf
 
     def __len__(self) -> int:
         return len(self._buckets)
 
     async def hit(self, key: str) -> Decision:
+        # The Lua script's arithmetic, inline: this runs on every protected request.
         now = self._clock()
-        tokens, updated = self._buckets.pop(key, (self._spec.capacity, now))
-        tokens, decision = take(self._spec, tokens, updated, now)
-        self._buckets[key] = (tokens, now)
-        self._forget(now)
+        buckets = self._buckets
+        state = buckets.pop(key, None)
+        if state is None:
+            tokens = self._capacity
+        else:
+            # Refill since the bucket was last seen, never past capacity (nor backwards).
+            tokens, updated = state
+            if now > updated:
+                tokens = min(self._capacity, tokens + (now - updated) * self._rate)
+        if tokens >= 1:
+            tokens -= 1
+            decision = ALLOWED
+        else:
+            decision = Decision(False, (1 - tokens) / self._rate)
+        buckets[key] = (tokens, now)
+        # A full bucket left in place a moment longer answers exactly as a new one would.
+        if now >= self._next_sweep or len(self._buckets) > self._max_keys:
+            self._forget(now)
+            self._next_sweep = now + SWEEP_SECONDS
         return decision
 
     def _forget(self, now: float) -> None:
