@@ -167,7 +167,7 @@ async def test_the_user_sees_the_face_talk_in_step_with_one_voice_and_a_keyword_
         # about GESTURE_SECONDS of banner, then the plain face again
         await asyncio.sleep(3)
         gone = next(t for t, _, banner in watcher.frames if t > shown[0] and banner < middle)
-        assert 1.7 <= gone - shown[0] <= 2.5, gone - shown[0]
+        assert 1.4 <= gone - shown[0] <= 2.6, gone - shown[0]  # 2 s, give or take delivery
         assert watcher.frames[-1][2] < middle
     finally:
         await watcher.aclose()
