@@ -45,21 +45,21 @@ def test_structlog_and_stdlib_lines_share_one_json_shape(captured: io.StringIO) 
 
 
 def test_secrets_are_masked_by_key_and_by_value(captured: io.StringIO) -> None:
-    logs.register_secrets(["sk_bh_registered_secret_value"])
+    logs.register_secrets(["fake_registered_secret_value"])
     log = logs.get_logger("tests.logs")
     log.info(
         "call",
-        api_key="sk-live-123456",
+        api_key="fake-api-key-123456",
         scoped_token="abc.def.ghi",
         input_tokens=42,
-        url="https://x/?secret=sk_bh_registered_secret_value",
+        url="https://x/?secret=fake_registered_secret_value",
         headers={"Authorization": "Bearer zzz", "Accept": "json"},
     )
-    logging.getLogger("aiohttp").error("failed with sk_bh_registered_secret_value inside")
+    logging.getLogger("aiohttp").error("failed with fake_registered_secret_value inside")
     ours, foreign = lines(captured)
     text = captured.getvalue()
-    assert "sk-live-123456" not in text and "abc.def.ghi" not in text and "zzz" not in text
-    assert "sk_bh_registered_secret_value" not in text
+    assert "fake-api-key-123456" not in text and "abc.def.ghi" not in text and "zzz" not in text
+    assert "fake_registered_secret_value" not in text
     assert ours["api_key"] == "***" and ours["scoped_token"] == "***"
     assert ours["input_tokens"] == 42, "counts named *_tokens are not secrets"
     assert ours["headers"] == {"Authorization": "***", "Accept": "json"}
@@ -83,14 +83,14 @@ def _raise(message: str) -> None:
 
 
 def test_exception_text_is_masked_for_structlog_and_stdlib_records(captured: io.StringIO) -> None:
-    logs.register_secrets(["sk_bh_registered_secret_value"])
+    logs.register_secrets(["fake_registered_secret_value"])
     try:
-        _raise("auth failed for sk_bh_registered_secret_value at https://h/?access_token=abc.def")
+        _raise("auth failed for fake_registered_secret_value at https://h/?access_token=abc.def")
     except RuntimeError:
         logs.get_logger("tests.logs").exception("call failed")
         logging.getLogger("aiohttp").exception("stdlib call failed")
     ours, foreign = lines(captured)
-    assert "sk_bh_registered_secret_value" not in captured.getvalue()
+    assert "fake_registered_secret_value" not in captured.getvalue()
     assert "abc.def" not in captured.getvalue()
     for line in (ours, foreign):
         exception = str(line["exception"])
@@ -104,10 +104,10 @@ def test_a_record_formatted_after_its_except_block_keeps_its_traceback(
     # Records can be formatted later (queue handlers, job processes): the exception travels
     # in record.exc_info, which the masking must leave intact.
     try:
-        _raise("late sk_live_abcdefgh")
+        _raise("late fake_secret_abcdefgh")
     except RuntimeError:
         info = sys.exc_info()
-    logs.register_secrets(["sk_live_abcdefgh"])
+    logs.register_secrets(["fake_secret_abcdefgh"])
     record = logging.LogRecord("aiohttp", logging.ERROR, __file__, 1, "late", None, info)
     logging.getLogger("aiohttp").handle(record)
     (line,) = lines(captured)
