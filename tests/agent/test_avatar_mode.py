@@ -11,7 +11,7 @@ from agent.settings import AgentSettings, AvatarMode
 from common.settings import EXIT_CONFIG_ERROR
 from tests.agent.test_settings import GOOD, run_agent
 
-SECRET = {"BITHUMAN_API_SECRET": "sk_bh_test_0123456789"}
+SECRET = {"BITHUMAN_API_SECRET": "fake-bithuman-secret-0123"}
 
 
 def settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AgentSettings:

@@ -103,7 +103,7 @@ def test_console_needs_no_livekit_credentials(monkeypatch: pytest.MonkeyPatch) -
 def test_avatar_mode_follows_the_settings(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], mode: AvatarMode
 ) -> None:
-    monkeypatch.setenv("BITHUMAN_API_SECRET", "sk_bh_test")
+    monkeypatch.setenv("BITHUMAN_API_SECRET", "fake-bithuman-secret")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = AgentSettings(openai_api_key="sk-x", _env_file=None)  # type: ignore[arg-type,call-arg]
@@ -116,7 +116,7 @@ def test_local_model_file_gets_a_long_process_init_timeout(
     model = tmp_path / "avatar.imx"
     model.write_bytes(b"imx")
     monkeypatch.setenv("BITHUMAN_MODEL_PATH", str(model))
-    monkeypatch.setenv("BITHUMAN_API_SECRET", "sk_bh_test")
+    monkeypatch.setenv("BITHUMAN_API_SECRET", "fake-bithuman-secret")
     settings = AgentSettings(openai_api_key="sk-x", _env_file=None)  # type: ignore[arg-type,call-arg]
     assert settings.avatar_mode is AvatarMode.LOCAL
     assert settings.process_init_timeout >= 60
@@ -131,7 +131,7 @@ LONG_SECRET = "a-livekit-secret-of-at-least-32-bytes"  # no HS256 key-length war
 
 
 def avatar_image_settings(monkeypatch: pytest.MonkeyPatch, value: str) -> AgentSettings:
-    monkeypatch.setenv("BITHUMAN_API_SECRET", "sk_bh_test")
+    monkeypatch.setenv("BITHUMAN_API_SECRET", "fake-bithuman-secret")
     monkeypatch.setenv("BITHUMAN_AVATAR_IMAGE", value)
     return AgentSettings(openai_api_key="sk-x", _env_file=None)  # type: ignore[arg-type,call-arg]
 
@@ -179,7 +179,7 @@ def test_avatar_image_accepts_large_base64_portraits(
 def test_avatar_image_that_is_none_of_the_three_is_refused_in_one_line(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
-    monkeypatch.setenv("BITHUMAN_API_SECRET", "sk_bh_test")
+    monkeypatch.setenv("BITHUMAN_API_SECRET", "fake-bithuman-secret")
     monkeypatch.setenv("BITHUMAN_AVATAR_IMAGE", value.replace("\x00", ""))
     if "\x00" in value:  # an environment cannot carry NUL: check the validator directly
         with pytest.raises(ValueError, match="neither an http"):
