@@ -45,7 +45,7 @@ async def test_a_session_emits_room_join_and_every_final_message(
         _env_file=None,  # type: ignore[call-arg]
         openai_api_key="sk-test",
         openai_base_url=realtime_server.base_url,
-        bithuman_api_secret="sk_bh_test",
+        bithuman_api_secret="fake-bithuman-secret",
         bithuman_avatar_id="A12BCD3456",
     )
     room = Room(
