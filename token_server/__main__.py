@@ -20,6 +20,7 @@ from token_server.minting import Grant, TokenMinter
 from token_server.policy import GrantPolicy, is_valid_room_name, new_identity
 from token_server.settings import TokenServerSettings, require_client_auth, require_livekit
 from token_server.state import SERVICES
+from token_server.webclient import is_built
 
 log = logs.get_logger("token_server")
 
@@ -50,6 +51,13 @@ def serve(settings: TokenServerSettings) -> None:
             "the address they are rate-limited as",
             networks=[str(network) for network in broad],
         )
+    web_root = settings.web_root()
+    if web_root is not None and not is_built(web_root):
+        log.warning(
+            "the web client is not built, so / answers 404: run scripts/build-web.sh "
+            "(or set TOKEN_SERVER_WEB_CLIENT=false)",
+            directory=str(web_root),
+        )
     log.info(
         "token server starting",
         host=settings.host,
@@ -60,6 +68,7 @@ def serve(settings: TokenServerSettings) -> None:
         agent_name=settings.agent_name or None,
         rate_limit_per_minute=settings.rate_limit_per_minute,
         read_timeout_s=settings.read_timeout_seconds,
+        web_client=str(web_root) if web_root is not None else "off",
     )
     # No access log: requests are counted in /metrics and summarised per interval (summary.py).
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)

@@ -28,6 +28,7 @@ from token_server.routes import MAX_BODY_BYTES, add_routes, health
 from token_server.settings import TokenServerSettings
 from token_server.state import SERVICES, Services
 from token_server.summary import install as install_summary
+from token_server.webclient import add_web_client
 
 # How long a refused body is drained, so that its sender still reads our answer (413, 408).
 LINGERING_SECONDS = 2.0
@@ -67,8 +68,9 @@ def handler_args(settings: TokenServerSettings) -> dict[str, Any]:
 
 
 async def _no_store(_: web.Request, response: web.StreamResponse) -> None:
-    # Tokens are credentials: no browser or proxy cache may keep any answer of ours.
-    response.headers["Cache-Control"] = "no-store"
+    # Tokens are credentials: no browser or proxy cache may keep any answer of ours, but the
+    # web client's files, which say how they may be cached.
+    response.headers.setdefault("Cache-Control", "no-store")
     response.headers["X-Content-Type-Options"] = "nosniff"
 
 
@@ -99,6 +101,9 @@ def create_app(settings: TokenServerSettings, *, clock: Clock | None = None) -> 
     app.on_cleanup.append(_close_limiter)
     add_routes(app)
     add_status_routes(app, metrics.registry, lambda: health(services))
+    web_root = settings.web_root()
+    if web_root is not None:
+        add_web_client(app, web_root)
     install_summary(app, metrics, settings.summary_interval_seconds)
     return app
 

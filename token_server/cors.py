@@ -4,7 +4,9 @@ Allow-list entries are exact origins (`https://app.example.com`), an origin with
 (`http://localhost:*`), or `*`. A request carrying an Origin that is not listed is refused with
 403 before any handler runs: browsers would hide the answer anyway, and refusing keeps a
 foreign page from spending our rate limit or minting tokens through simple (unpreflighted)
-requests. Requests without an Origin (curl, native apps, servers) are not affected.
+requests. Requests without an Origin (curl, native apps, servers) are not affected, nor are
+same-origin ones (the web client this server serves at `/`): their Origin names the host they
+were sent to, which a page of another origin cannot make its browser do.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ class OriginPolicy:
         return without_port in self._any_port
 
 
+def _same_origin(request: web.Request, origin: str) -> bool:
+    # The host only: behind a TLS-terminating proxy the scheme we see is not the browser's.
+    _, sep, host = origin.partition("://")
+    return bool(sep) and host.lower() == request.host.lower()
+
+
 def _is_preflight(request: web.Request) -> bool:
     return (
         request.method == hdrs.METH_OPTIONS
@@ -58,7 +66,7 @@ def cors_middleware(policy: OriginPolicy) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get(hdrs.ORIGIN)
-        if origin is None:
+        if origin is None or _same_origin(request, origin):
             return await handler(request)
         if not policy.allows(origin):
             return error_response(

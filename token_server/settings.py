@@ -7,9 +7,10 @@ errors name the variable a user has to fix. List settings are comma-separated.
 from __future__ import annotations
 
 from ipaddress import ip_network
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import DirectoryPath, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import NoDecode
 
 from common.settings import ServiceSettings, describe_error, fail, split_commas
@@ -26,6 +27,8 @@ _LIVEKIT_HINT = (
     "`livekit-server --dev` uses devkey / secret"
 )
 _LIVEKIT_FIELDS = ("livekit_url", "livekit_api_key", "livekit_api_secret")
+# Where scripts/build-web.sh puts the web client, next to this package in a checkout.
+DEFAULT_WEB_DIR = Path(__file__).resolve().parents[1] / "web" / "dist"
 _API_KEY_HINT = "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -106,6 +109,13 @@ class TokenServerSettings(ServiceSettings):
         validation_alias="TOKEN_SERVER_TRUSTED_PROXIES",
         json_schema_extra={"hint": "comma-separated addresses or CIDRs, e.g. 10.0.0.0/8"},
     )
+    web_client: bool = Field(True, validation_alias="TOKEN_SERVER_WEB_CLIENT")
+    # Unset: the checkout's web/dist, which may not be built yet; set: it must exist.
+    web_dir: DirectoryPath | None = Field(
+        None,
+        validation_alias="TOKEN_SERVER_WEB_DIR",
+        json_schema_extra={"hint": "the directory scripts/build-web.sh builds, e.g. web/dist"},
+    )
 
     @field_validator("livekit_url")
     @classmethod
@@ -176,6 +186,12 @@ class TokenServerSettings(ServiceSettings):
             for network in self.trusted_proxies
             if network.prefixlen < (8 if network.version == 4 else 16)
         ]
+
+    def web_root(self) -> Path | None:
+        """The directory served at `/`, or None when the web client is off."""
+        if not self.web_client:
+            return None
+        return self.web_dir if self.web_dir is not None else DEFAULT_WEB_DIR
 
     def dispatchable_agents(self) -> frozenset[str]:
         """Agents a client may name in `room_config`: the allow-list plus AGENT_NAME."""
