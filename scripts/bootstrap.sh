@@ -26,3 +26,5 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+scripts/build-web.sh  # the web client the token server serves at / (skipped without Node.js)
