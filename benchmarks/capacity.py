@@ -1,0 +1,537 @@
+"""Capacity: how many concurrent sessions one worker holds, through a real livekit-server.
+
+    python benchmarks/capacity.py [--modes none,placeholder,cloud] [--users 1,5,10,15,20]
+        [--duration 45] [--until-break] [--set NAME=VALUE ...] [--keep DIR]
+
+The stack, on a 2-core machine: one worker (`python -m agent start` from a written `.env`,
+nothing of ours exported) pinned with the affinity of `taskset` to `--worker-core`, its job
+processes with it; everything else on `--load-core`: livekit-server (tools/livekit-server, via a
+`taskset` wrapper), N simulated users in their own process (benchmarks/capacity_users.py: livekit
+rtc clients talking in turns with pauses and listening to the reply), the OpenAI Realtime
+stand-in in its own process pacing replies in real time, the token server (in this process) and,
+in `cloud` mode, bitHuman's cloud avatar stand-in in its own process: the avatar's rendering and
+video encoding are NOT on the worker's core, as in production, where bitHuman's cloud does them.
+`placeholder` draws and encodes the face in the worker (AVATAR_MODE=placeholder).
+
+Per N, after every user has heard its greeting, over `--duration` seconds of turns:
+- CPU: the worker's process tree (main process, forkserver, job processes; reaped ones through
+  their parents' children times), % of one core; the load core's processes too, to show when the
+  load generator rather than the worker is the limit;
+- PSS: summed over the tree from /proc/<pid>/smaps_rollup (mean of samples); per session as
+  total/N and as (total - idle worker)/N;
+- turn latency: end of the user's speech -> first voiced reply frame at the user, p50/p95;
+- reply audio at the user: missing (voiced 10 ms frames short of the reply's length) and gaps
+  (silent frames inside a reply: late audio);
+- failed sessions (no agent or greeting, agent gone) and turns without a reply.
+
+The headline: the largest N with the worker's tree under 70% of its core, turn latency p95
+within 1.5x of N=1's, and nothing failed. The worker runs with AGENT_LOAD_THRESHOLD=inf and the
+server's agents.target_load raised (tests/livekit_local.py): admission is not what is measured.
+`--set` adds worker settings (before/after comparisons, e.g. --set AGENT_LOCAL_VAD=false).
+Figures from a machine where other work runs are contaminated: the load averages are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import secrets
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiohttp.test_utils import TestServer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.e2e_latency_bench import percentile, require_server  # noqa: E402
+from tests.conftest import OUR_VARIABLES  # noqa: E402
+from tests.e2e.harness import AgentProcess, write_env  # noqa: E402
+from tests.fakes.openai_realtime import GREETING  # noqa: E402
+from tests.livekit_local import BINARY, LiveKitServer, running_server  # noqa: E402
+from token_server.app import create_app  # noqa: E402
+from token_server.settings import TokenServerSettings  # noqa: E402
+
+MS_PER_CHAR = 50  # the stand-in's speech rate: about 3 s of reply to the transcript below
+TRANSCRIPT = "could you tell me a little about the weather today"
+REPLY_MS = len(f"You said: {TRANSCRIPT}.") * MS_PER_CHAR  # the stand-in's default reply rule
+IDLE_PROCESSES = 2
+CPU_LIMIT = 70.0
+LATENCY_FACTOR = 1.5
+PSS_EVERY_S = 5.0
+MODES = ("none", "placeholder", "cloud")
+SPEECH_NOTE = "1.5 s of speech-like audio per turn after a 1-3 s pause"
+
+
+# --- the worker's process tree --------------------------------------------------------------------
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User + system time of these processes and of their reaped children."""
+    total = 0.0
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def pss_mb(processes: list[psutil.Process]) -> float:
+    total_kb = 0
+    for proc in processes:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{proc.pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+                    break
+    return total_kb / 1024
+
+
+class CpuMeter:
+    """CPU % of one core used by process trees between start() and stop()."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before: dict[str, float] = {}
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.before = {name: cpu_seconds(tree(pid)) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self.started
+        return {
+            name: 100 * (cpu_seconds(tree(pid)) - self.before[name]) / elapsed
+            for name, pid in self.pids.items()
+        }
+
+
+# --- the services ---------------------------------------------------------------------------------
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+@contextlib.contextmanager
+def pinned_server_binary(core: int, folder: Path) -> Iterator[None]:
+    """livekit-server started through `taskset` (tests/livekit_local.py honours
+    LIVEKIT_SERVER_BIN)."""
+    wrapper = folder / "livekit-server-pinned"
+    real = os.environ.get("LIVEKIT_SERVER_BIN", str(BINARY))
+    wrapper.write_text(f'#!/bin/sh\nexec taskset -c {core} "{real}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    previous = os.environ.get("LIVEKIT_SERVER_BIN")
+    os.environ["LIVEKIT_SERVER_BIN"] = str(wrapper)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["LIVEKIT_SERVER_BIN"]
+        else:
+            os.environ["LIVEKIT_SERVER_BIN"] = previous
+
+
+@dataclass
+class Helper:
+    """A child process (a stand-in, the users) pinned to the load core, JSON lines on stdout."""
+
+    process: asyncio.subprocess.Process
+
+    @classmethod
+    async def start(cls, core: int, script: str, *args: str, log: Path) -> Helper:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(OUR_VARIABLES)}
+        with log.open("ab") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                "taskset", "-c", str(core), sys.executable, str(ROOT / "benchmarks" / script),
+                *args, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=stderr, limit=2**24,
+            )  # fmt: skip
+        return cls(process)
+
+    async def line(self, within: float) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(within):
+            raw = await self.process.stdout.readline()
+        if not raw:
+            raise RuntimeError(f"{self.process.pid} exited ({await self.process.wait()})")
+        parsed: dict[str, Any] = json.loads(raw)
+        return parsed
+
+    def send(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text.encode())
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """SIGTERM after `grace` seconds (the users leave their rooms by themselves)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self.process.wait()
+        if self.process.returncode is None:
+            self.process.terminate()
+        try:
+            async with asyncio.timeout(30):
+                await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+# --- one N ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    users: int
+    worker_cpu: float = math.nan
+    load_cpu: float = math.nan  # the load core's processes, % of one core
+    pss_total: float = math.nan
+    pss_idle: float = math.nan
+    latencies: list[float] = field(default_factory=list)
+    expected: int = 0
+    voiced: int = 0
+    gaps: int = 0
+    no_reply: int = 0
+    failed: list[str] = field(default_factory=list)
+    loadavg: str = ""
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 0.5) if self.latencies else math.nan
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.latencies, 0.95) if self.latencies else math.nan
+
+    @property
+    def missing_pct(self) -> float:
+        return 100 * max(0, self.expected - self.voiced) / self.expected if self.expected else 0.0
+
+    @property
+    def gaps_pct(self) -> float:
+        return 100 * self.gaps / self.expected if self.expected else 0.0
+
+    def fits(self, baseline_p95: float) -> bool:
+        return (
+            self.worker_cpu < CPU_LIMIT
+            and not self.failed
+            and not self.no_reply
+            and bool(self.latencies)
+            and self.p95 <= LATENCY_FACTOR * baseline_p95
+        )
+
+
+@dataclass
+class Stack:
+    lk: LiveKitServer
+    folder: Path
+    load_core: int
+    worker_core: int
+    realtime_url: str
+    bithuman: dict[str, str] | None
+    helpers: dict[str, int]  # load-core pids by name, for the CPU figure
+
+
+@contextlib.asynccontextmanager
+async def worker(
+    stack: Stack, mode: str, extra: dict[str, str]
+) -> AsyncIterator[tuple[AgentProcess, str]]:
+    """A pinned worker for `mode` and a token server dispatching it; yields (agent, token URL)."""
+    agent_name = f"cap-{mode}-{secrets.token_hex(3)}"
+    settings = {
+        **stack.lk.env(),
+        "OPENAI_API_KEY": "sk-capacity-bench",
+        "OPENAI_BASE_URL": stack.realtime_url,
+        "AGENT_NAME": agent_name,
+        "LOG_FORMAT": "json",
+        "AGENT_LOAD_THRESHOLD": "inf",  # measure the worker, not its admission
+        "AGENT_IDLE_PROCESSES": str(IDLE_PROCESSES),
+        "AGENT_HTTP_PORT": "0",
+        "AGENT_DRAIN_TIMEOUT": "30",
+        "AVATAR_MODE": {"none": "none", "placeholder": "placeholder", "cloud": "bithuman-cloud"}[
+            mode
+        ],
+    }
+    if mode == "cloud":
+        assert stack.bithuman is not None
+        settings |= {
+            "BITHUMAN_API_SECRET": stack.bithuman["secret"],
+            "BITHUMAN_AVATAR_ID": "A00CAPACITY1",
+            "BITHUMAN_API_URL": stack.bithuman["session_request_url"],
+            "BITHUMAN_REST_URL": stack.bithuman["url"],
+        }
+    settings |= extra
+    token_values: dict[str, Any] = {
+        "_env_file": None,
+        **stack.lk.env(),
+        "AGENT_NAME": agent_name,
+        "TOKEN_SERVER_RATE_LIMIT_PER_MINUTE": 0,
+    }
+    token_settings = TokenServerSettings(**token_values)
+    token_server = TestServer(create_app(token_settings), host="127.0.0.1")
+    await token_server.start_server()
+    folder = stack.folder / f"worker-{mode}-{secrets.token_hex(2)}"
+    folder.mkdir()
+    write_env(folder, settings)
+    agent = await AgentProcess.start(folder)
+    # at once, while the interpreter starts: the forkserver and job processes inherit it
+    os.sched_setaffinity(agent.process.pid, {stack.worker_core})
+    try:
+        await agent.wait_for_log("registered worker", within=120)
+        await agent.wait_for_log("process initialized", count=IDLE_PROCESSES, within=120)
+        yield agent, str(token_server.make_url("")).rstrip("/")
+    finally:
+        try:
+            await agent.stop(within=60)
+        except TimeoutError:
+            print(f"{mode}: the worker did not stop within 60 s: killed", file=sys.stderr)
+        await token_server.close()
+
+
+async def settle(agent: AgentProcess, processes: int, within: float = 90) -> None:
+    """Until the worker is back to its idle process count (the last jobs ended)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            while len(tree(agent.process.pid)) > processes:
+                await asyncio.sleep(0.5)
+    await asyncio.sleep(2)
+
+
+async def measure_n(
+    stack: Stack, agent: AgentProcess, token_url: str, mode: str, n: int, args: argparse.Namespace
+) -> Row:
+    row = Row(n)
+    voice = "avatar" if mode == "cloud" else "agent"
+    users = await Helper.start(
+        stack.load_core, "capacity_users.py", "--token-url", token_url, "--users", str(n),
+        "--voice", voice, "--reply-frames", str(REPLY_MS // 10), "--join-rate",
+        str(args.join_rate), "--tag", f"{mode}{n}-{secrets.token_hex(2)}",
+        log=stack.folder / "users.log",
+    )  # fmt: skip
+    try:
+        ready = await users.line(within=n / args.join_rate + 180)
+        row.failed = list(ready["failed"])
+        meter = CpuMeter({"worker": agent.process.pid, **stack.helpers, "users": users.process.pid})
+        meter.start()
+        pss: list[float] = []
+        deadline = time.monotonic() + args.duration
+        while (left := deadline - time.monotonic()) > 0:
+            pss.append(pss_mb(tree(agent.process.pid)))
+            await asyncio.sleep(min(PSS_EVERY_S, left))
+        cpu = meter.stop()
+        row.loadavg = load()
+        row.worker_cpu = cpu.pop("worker")
+        row.load_cpu = sum(cpu.values())
+        row.pss_total = sum(pss) / len(pss)
+        users.send("stop\n")
+        result = await users.line(within=120)
+        (stack.folder / f"turns-{mode}-{n}.json").write_text(json.dumps(result, indent=1))
+    finally:
+        await users.stop(grace=20)
+    row.failed = list(result["failed"])
+    for turn in result["turns"]:
+        row.expected += turn["expected"]
+        if turn["latency"] is None:
+            row.no_reply += 1
+            continue
+        row.latencies.append(turn["latency"])
+        row.voiced += min(turn["voiced"], turn["expected"])
+        row.gaps += turn["gaps"]
+    return row
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+HEADER = (
+    f"{'N':>3} {'worker CPU':>10} {'CPU/sess':>8} {'PSS MB':>7} {'MB/sess':>7} {'marginal':>8}"
+    f" {'p50 ms':>7} {'p95 ms':>7} {'turns':>5} {'missing':>7} {'gaps':>6} {'failed':>6}"
+    f" {'load core':>9}  load avg"
+)
+
+
+def print_row(row: Row) -> None:
+    marginal = (row.pss_total - row.pss_idle) / row.users
+    print(
+        f"{row.users:3d} {row.worker_cpu:9.1f}% {row.worker_cpu / row.users:7.1f}%"
+        f" {row.pss_total:7.0f} {row.pss_total / row.users:7.0f} {marginal:8.0f}"
+        f" {row.p50 * 1000:7.0f} {row.p95 * 1000:7.0f} {len(row.latencies):5d}"
+        f" {row.missing_pct:6.1f}% {row.gaps_pct:5.1f}%"
+        f" {len(row.failed) + row.no_reply:6d} {row.load_cpu:8.0f}%  {row.loadavg}",
+        flush=True,
+    )
+    for failure in row.failed[:5]:
+        print(f"      failed: {failure}")
+    if row.no_reply:
+        print(f"      {row.no_reply} turns got no reply within 20 s")
+
+
+def headline(mode: str, rows: list[Row]) -> None:
+    if not rows or not rows[0].latencies:
+        print(f"{mode}: no baseline (N={rows[0].users if rows else '?'} failed)\n")
+        return
+    base = rows[0].p95
+    fitting = [r.users for r in rows if r.fits(base)]
+    best = max(fitting, default=0)
+    # the headline is a contiguous run: an N that fits after one that broke is luck
+    for row in rows:
+        if not row.fits(base):
+            best = min(best, max((r.users for r in rows if r.users < row.users), default=0))
+            break
+    print(
+        f"{mode}: max sessions per core at < {CPU_LIMIT:.0f}% CPU with turn latency p95 within"
+        f" {LATENCY_FACTOR}x of N={rows[0].users} ({base * 1000:.0f} ms) and no failures:"
+        f" {best}\n"
+    )
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+async def run_mode(stack: Stack, mode: str, args: argparse.Namespace) -> list[Row]:
+    print(f"mode {mode} ({TITLES[mode]}), {args.duration:.0f} s per N; load avg {load()}")
+    print(HEADER, flush=True)
+    rows: list[Row] = []
+    async with worker(stack, mode, args.extra) as (agent, token_url):
+        await asyncio.sleep(3)
+        idle_processes = len(tree(agent.process.pid))
+        idle = pss_mb(tree(agent.process.pid))
+        counts = list(args.users)
+        while counts:
+            n = counts.pop(0)
+            try:
+                row = await measure_n(stack, agent, token_url, mode, n, args)
+            except Exception as exc:
+                row = Row(n, failed=[f"the run failed: {type(exc).__name__}: {exc}"])
+                row.loadavg = load()
+            row.pss_idle = idle
+            rows.append(row)
+            print_row(row)
+            broken = not row.fits(rows[0].p95) if rows[0].latencies else True
+            if broken and not args.past_break:
+                break
+            if not counts and args.until_break and not broken:
+                counts.append(n + 5)
+            await settle(agent, idle_processes)
+        affinity = {p.pid: p.cpu_affinity() for p in tree(agent.process.pid)}
+        if any(cores != [stack.worker_core] for cores in affinity.values()):
+            print(f"  warning: worker affinity not pinned: {affinity}")
+    print(f"  idle worker ({idle_processes} processes): {idle:.0f} MB PSS")
+    headline(mode, rows)
+    return rows
+
+
+TITLES = {
+    "none": "audio only",
+    "placeholder": "placeholder face drawn and encoded in the worker",
+    "cloud": "bitHuman cloud avatar stand-in OUTSIDE the worker: agent streams audio to it",
+}
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    os.sched_setaffinity(0, {args.load_core})
+    with (
+        tempfile.TemporaryDirectory(prefix="capacity-") as scratch,
+        pinned_server_binary(args.load_core, Path(scratch)),
+    ):
+        folder = args.keep.resolve() if args.keep else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        with running_server(folder) as lk:
+            server_pid = next(
+                p.pid
+                for p in psutil.Process().children(recursive=True)
+                if p.name().startswith("livekit")
+            )
+            realtime = await Helper.start(
+                args.load_core, "capacity_services.py", "realtime", "--ms-per-char",
+                str(MS_PER_CHAR), "--transcript", TRANSCRIPT, log=folder / "realtime.log",
+            )  # fmt: skip
+            bithuman: Helper | None = None
+            try:
+                urls = await realtime.line(within=60)
+                helpers = {"server": server_pid, "realtime": realtime.process.pid}
+                bithuman_urls = None
+                if "cloud" in args.modes:
+                    bithuman = await Helper.start(
+                        args.load_core, "capacity_services.py", "bithuman",
+                        log=folder / "bithuman.log",
+                    )  # fmt: skip
+                    bithuman_urls = await bithuman.line(within=60)
+                    helpers["bithuman"] = bithuman.process.pid
+                stack = Stack(
+                    lk, folder, args.load_core, args.worker_core, urls["base_url"],
+                    bithuman_urls, helpers,
+                )  # fmt: skip
+                for mode in args.modes:
+                    await run_mode(stack, mode, args)
+            finally:
+                await realtime.stop()
+                if bithuman is not None:
+                    await bithuman.stop()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", default="none", help=f"comma-separated: {', '.join(MODES)}")
+    parser.add_argument("--users", default="1,5,10,15,20", help="N values, in order")
+    parser.add_argument("--duration", type=float, default=45.0, help="seconds measured per N")
+    parser.add_argument("--until-break", action="store_true", help="N += 5 past the list")
+    parser.add_argument(
+        "--past-break", action="store_true", help="go on with the list after a row breaks"
+    )
+    parser.add_argument("--join-rate", type=float, default=2.0, help="users joining per second")
+    parser.add_argument("--worker-core", type=int, default=0)
+    parser.add_argument("--load-core", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--keep", type=Path, help="a folder to keep the logs in")
+    args = parser.parse_args()
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    args.users = [int(n) for n in args.users.split(",") if n.strip()]
+    if not args.modes or set(args.modes) - set(MODES) or not args.users or min(args.users) < 1:
+        parser.error(f"--modes takes {', '.join(MODES)}; --users positive integers")
+    if any("=" not in item for item in args.set):
+        parser.error("--set takes NAME=VALUE")
+    args.extra = dict(item.split("=", 1) for item in args.set)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    version = require_server()
+    print(
+        f"capacity, {version} on 127.0.0.1; {os.cpu_count()} CPUs: worker on core"
+        f" {args.worker_core}, server + users + stand-ins on core {args.load_core};"
+        f" load avg {load()} at start"
+    )
+    print(
+        f"users: {SPEECH_NOTE}; replies {REPLY_MS / 1000:.2f} s of tone paced in real time,"
+        f" greeting {len(GREETING) * MS_PER_CHAR / 1000:.2f} s"
+        + (f"; worker settings {args.extra}" if args.extra else "")
+    )
+    print()
+    asyncio.run(main_async(args))
+    print(f"load avg {load()} at the end")
+
+
+if __name__ == "__main__":
+    main()
