@@ -1,15 +1,15 @@
-"""`python -m agent dev|start|console|connect|download-files`, through livekit-agents' CLI."""
+"""`python -m agent dev|start|console|connect|download-files`, through livekit-agents' CLI, and
+`python -m agent doctor` (agent/doctor.py), which checks the setup without starting a worker."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
-import warnings
 
 from agent.settings import AgentSettings
-from common import logs
-from common.settings import fail, load_settings
+from common import logs, noise
+from common.settings import EXIT_CONFIG_ERROR, fail, load_settings
 from webhooks.settings import WebhookSettings
 
 NEEDS_SERVER = {"dev", "start", "connect"}
@@ -33,8 +33,24 @@ def check_credentials(settings: AgentSettings) -> None:
         fail(f"configuration error: {refused}")
 
 
+def check_model(settings: AgentSettings) -> None:
+    """`console` talks to the model at once: an unreachable or refusing one is one line and a
+    non-zero exit, not a retry loop of tracebacks under an open prompt."""
+    from agent.doctor import DEFAULT_TIMEOUT, check_openai
+
+    line = asyncio.run(check_openai(settings, DEFAULT_TIMEOUT))
+    if line.failed:
+        print(line.render(), file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CONFIG_ERROR if line.bad_setting else 1)
+
+
 def main(argv: list[str]) -> None:
     command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+    noise.quiet_short_jwt_keys()
+    if command == "doctor":
+        from agent import doctor
+
+        raise SystemExit(doctor.main(argv[2:]))
     settings: AgentSettings | None = None
     webhook_settings: WebhookSettings | None = None
     if command in NEEDS_SETTINGS and "--help" not in argv:
@@ -45,6 +61,8 @@ def main(argv: list[str]) -> None:
         settings.check_files()
         if command in NEEDS_SERVER:
             check_credentials(settings)
+        if command == "console":
+            check_model(settings)
         logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
         logs.configure_structlog()
 
@@ -68,7 +86,7 @@ def main(argv: list[str]) -> None:
         server.on("worker_started", lambda: logs.install_formatter(json=json_logs))
     if webhook_settings is not None and command in NEEDS_SERVER:
         deliver_from_worker(server, webhook_settings)
-    warnings.filterwarnings("ignore", "the built-in Python CLI is deprecated")
+    noise.quiet_livekit_cli()
     try:
         cli.run_app(server)
     finally:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import gc
 import time
 
-from livekit.agents import AgentServer, JobProcess
+from livekit.agents import AgentServer, JobExecutorType, JobProcess
 from livekit.agents.utils import http_context
 from livekit.plugins import silero
 
+from agent.admission import load_function, load_threshold
 from agent.avatar import prewarm_avatar
 from agent.dynamics import warm_up
 from agent.entrypoint import SETTINGS_KEY, VAD_KEY, WEBHOOKS_KEY, entrypoint
 from agent.settings import AgentSettings, AvatarMode
-from common import logs
+from common import logs, noise
 from common.logs import describe
 from common.settings import load_settings
 from webhooks import WebhookSettings
@@ -22,15 +23,18 @@ log = logs.get_logger("agent.worker")
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Once per job process: settings, structured logs, Silero VAD, the avatar runtime."""
+    """Once per job process: settings, structured logs, Silero VAD (unless AGENT_LOCAL_VAD is
+    off), the avatar runtime."""
     started = time.perf_counter()
+    noise.quiet_short_jwt_keys()  # a job process does not inherit the main process's filters
     settings = load_settings(AgentSettings)
     webhook_settings = load_settings(WebhookSettings)
     logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
     logs.configure_structlog()
     proc.userdata[SETTINGS_KEY] = settings
     proc.userdata[WEBHOOKS_KEY] = webhook_settings
-    proc.userdata[VAD_KEY] = silero.VAD.load()
+    if settings.agent_local_vad:  # else barge-ins come from the realtime model's turn detection
+        proc.userdata[VAD_KEY] = silero.VAD.load()
     # the first realtime connection of a job would otherwise parse the whole CA bundle on the
     # event loop (170-600 ms measured by benchmarks/e2e_latency_bench.py); livekit caches it
     http_context._create_ssl_context()
@@ -76,7 +80,9 @@ def build_server(settings: AgentSettings) -> Worker:
         ),
         max_retry=settings.agent_connect_retries,
         setup_fnc=prewarm,
-        load_threshold=settings.agent_load_threshold,
+        load_threshold=load_threshold(settings),
+        load_fnc=load_function(settings),
+        job_executor_type=JobExecutorType(settings.agent_job_executor),
         job_memory_warn_mb=settings.agent_memory_warn_mb,
         job_memory_limit_mb=settings.agent_memory_limit_mb,
         drain_timeout=settings.agent_drain_timeout,

@@ -76,7 +76,12 @@ Scripting (mutate `server.script`, a `Script`, at any time; the subprocess loads
   (default) or as a response that ends `failed`.
 - `drop_mid_response`: drop the socket after this many audio deltas of the next response
   (a response of function calls leaves it for the next spoken one).
-- `api_key`: when set, any other bearer key gets an `invalid_api_key` error and a close.
+- `api_key`: when set, any other bearer key gets an `invalid_api_key` error and a close (and a
+  401 in OpenAI's `{error: {type, code, message, param}}` shape on the HTTP routes).
+
+`GET {base_url}/models` answers the model list (`{object: "list", data: [{id, object: "model",
+created, owned_by}]}`) behind the same key check: the cheap authenticated call of `python -m
+agent doctor`.
 
 At any time: `await server.send_error(...)` pushes an `error` event to every open connection and
 `server.drop_connections()` aborts them all (TCP reset, no close frame).
@@ -1214,6 +1219,7 @@ class FakeRealtimeServer:
         for prefix in ("/v1", "", "/openai/v1"):
             app.router.add_get(f"{prefix}/realtime", self._handle)
             app.router.add_post(f"{prefix}/audio/speech", self._speech)
+            app.router.add_get(f"{prefix}/models", self._models)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -1349,8 +1355,8 @@ class FakeRealtimeServer:
             await conn.close()
         return ws
 
-    async def _speech(self, request: web.Request) -> web.StreamResponse:
-        """`POST /audio/speech`: the tone for the input's length, as PCM bytes or SSE events."""
+    def _key_refusal(self, request: web.Request) -> web.Response | None:
+        """The HTTP routes' 401 for a missing or (with `script.api_key`) wrong bearer key."""
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or not auth.removeprefix("Bearer "):
             return _http_error(
@@ -1360,6 +1366,25 @@ class FakeRealtimeServer:
             return _http_error(
                 401, "invalid_request_error", "Incorrect API key provided.", "invalid_api_key"
             )
+        return None
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """`GET /models`: the model list, behind the same key check as the other routes."""
+        if (refused := self._key_refusal(request)) is not None:
+            return refused
+        models = [
+            DEFAULT_MODEL,
+            "gpt-4o-mini-transcribe",
+            "gpt-4o-mini-tts",
+            *AUDIO_STREAM_ONLY_MODELS,
+        ]
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "system"} for m in models]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        """`POST /audio/speech`: the tone for the input's length, as PCM bytes or SSE events."""
+        if (refused := self._key_refusal(request)) is not None:
+            return refused
         try:
             body = json.loads(await request.read())
         except (ValueError, RecursionError):
