@@ -33,15 +33,15 @@ def check_credentials(settings: AgentSettings) -> None:
         fail(f"configuration error: {refused}")
 
 
-def check_model(settings: AgentSettings) -> None:
-    """`console` talks to the model at once: an unreachable or refusing one is one line and a
-    non-zero exit, not a retry loop of tracebacks under an open prompt."""
-    from agent.doctor import DEFAULT_TIMEOUT, check_openai
+def check_console(settings: AgentSettings) -> None:
+    """`console` needs PortAudio (even with --text) and talks to the model at once: without
+    either, one line and a non-zero exit, not a page of tracebacks under an open prompt."""
+    from agent.doctor import DEFAULT_TIMEOUT, check_openai, check_portaudio
 
-    line = asyncio.run(check_openai(settings, DEFAULT_TIMEOUT))
-    if line.failed:
-        print(line.render(), file=sys.stderr, flush=True)
-        raise SystemExit(EXIT_CONFIG_ERROR if line.bad_setting else 1)
+    for line in (check_portaudio(), asyncio.run(check_openai(settings, DEFAULT_TIMEOUT))):
+        if line.failed:
+            print(line.render(), file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_CONFIG_ERROR if line.bad_setting else 1)
 
 
 def main(argv: list[str]) -> None:
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
         if command in NEEDS_SERVER:
             check_credentials(settings)
         if command == "console":
-            check_model(settings)
+            check_console(settings)
         logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
         logs.configure_structlog()
 

@@ -241,8 +241,8 @@ def check_portaudio() -> Line:
         import sounddevice  # noqa: F401
     except (OSError, ImportError) as exc:
         fix = (
-            "only `console` needs it: apt-get install libportaudio2 (Debian/Ubuntu), "
-            "brew install portaudio (macOS)"
+            "console needs it (dev and start do not): apt-get install libportaudio2 "
+            "(Debian/Ubuntu), brew install portaudio (macOS)"
         )
         return Line(FAIL, name, f"not found ({exc})", fix)
     return Line(OK, name, "found (console's microphone and speaker)")
