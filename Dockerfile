@@ -1,19 +1,26 @@
 # One image for every service of the project; the command picks the service:
 #   agent worker (default):  python -m agent start
 #   token server:            python -m token_server
+#   Agent Context API:       python -m context_api
 #   webhook deliverer:       python -m webhooks.deliver
-FROM python:3.11-slim
+#   webhook receiver:        python -m webhooks.receiver
+# BASE must provide Python 3.11+ with venv; the default is the official slim image. Offline builds
+# pass a locally bootstrapped Debian instead (docs/deployment.md, tests/test_docker_image.py).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH \
     WEBHOOK_OUTBOX_PATH=/app/var/webhook-outbox.db
 
 # onnxruntime (Silero VAD) needs OpenMP; OpenCV (bitHuman SDK) needs glib
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 app
+    && useradd --create-home --uid 10001 app \
+    && python -m venv /opt/venv
 
 WORKDIR /app
 COPY requirements.lock ./
@@ -23,12 +30,16 @@ COPY pyproject.toml README.md ./
 COPY agent ./agent
 COPY bithuman_client ./bithuman_client
 COPY common ./common
+COPY context_api ./context_api
 COPY token_server ./token_server
 COPY webhooks ./webhooks
 COPY config ./config
 RUN pip install --no-deps . && mkdir -p /app/var && chown app /app/var
 
 USER app
-# 8081: the worker's health server (GET / -> OK); 3000: the token server
-EXPOSE 8081 3000
+# 8081: the worker's health server (GET / -> OK); 3000: the token server; 3100: the Context API
+EXPOSE 8081 3000 3100
+# The worker's probe; compose gives the other services theirs (their /healthz).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-m", "common.healthcheck", "http://127.0.0.1:8081/"]
 CMD ["python", "-m", "agent", "start"]
