@@ -36,10 +36,19 @@ from bithuman_client.errors import (
     ServerError,
     error_for_status,
 )
-from bithuman_client.models import DynamicsCatalog, RuntimeToken
+from bithuman_client.models import (
+    AgentStatusAnswer,
+    ContextAnswer,
+    DynamicsCatalog,
+    JobStarted,
+    RuntimeToken,
+)
 from common.logs import get_logger
 
 DEFAULT_BASE_URL = "https://api.bithuman.ai"
+# An upload's deadline grows with its size: the call timeout plus this much time per byte
+# (about 256 KiB/s, a slow uplink), so a 100 MB video is not cut off after 10 s.
+UPLOAD_SECONDS_PER_BYTE = 1 / (256 * 1024)
 
 log = get_logger("bithuman_client")
 
@@ -105,14 +114,19 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None, Any]:
-    """(error, code, details) from both of bitHuman's error shapes."""
+    """(error, code, details) from each of bitHuman's error shapes:
+    `{error: text, code, details}` (generation, dynamics), `{success: false, error: CODE,
+    message, data?}` (context API, ours too) and `{error: {code, message, httpStatus}, ...}`
+    (newer docs)."""
     if not isinstance(body, dict):
         return None, None, None
     error = body.get("error")
     code = body.get("code")
-    details = body.get("details")
-    # Older shape: {success: false, error: "AGENT_NOT_FOUND", message: "..."}
-    if code is None and isinstance(error, str) and error.isupper():
+    details = body.get("details", body.get("data"))
+    if isinstance(error, dict):
+        code = error.get("code", code)
+        error = error.get("message")
+    elif code is None and isinstance(error, str) and error.isupper():
         code = error
         error = body.get("message", error)
     elif error is None:
@@ -130,11 +144,22 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 def _parse(model: type[M], body: Any) -> M:
     """Validate a success body (bare, or wrapped in `data`) as `model`."""
     data = body.get("data", body) if isinstance(body, dict) else body
+    return _validate(model, data)
+
+
+def _validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        message = f"unexpected bitHuman API response for {model.__name__}: {exc}"
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        message = f"unexpected bitHuman API response for {model.__name__}: {where}: {first['msg']}"
         raise BithumanError(message) from exc
+
+
+def _segment(value: str) -> str:
+    """One path segment: an id the caller gave can never reach another route."""
+    return quote(value, safe="")
 
 
 class BithumanClient:
@@ -155,6 +180,7 @@ class BithumanClient:
             raise ValueError("a bitHuman API secret is required")
         self._secret = api_secret
         self._base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self._timeout_s = timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry or RetryPolicy()
         self._session: aiohttp.ClientSession | None = None
@@ -182,10 +208,25 @@ class BithumanClient:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    async def request(self, method: str, path: str, *, payload: Any = None) -> Any:
-        """Call `path` and return its decoded JSON body, retrying what is worth retrying."""
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        payload: Any = None,
+        idempotent: bool = True,
+        deadline: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Call `path` and return its decoded JSON body, retrying what is worth retrying.
+
+        Every call is retried on 429, 503 and connections that never opened: the request was
+        not acted on. A call that is not `idempotent` (it spends credits or speaks) is not
+        retried after a timeout, a dropped connection or another 5xx, where it may have been.
+        """
         url = f"{self._base_url}{path}"
-        headers = {"api-secret": self._secret, "Accept": "application/json"}
+        sent = {"api-secret": self._secret, "Accept": "application/json", **(headers or {})}
+        limit = self._timeout if deadline is None else aiohttp.ClientTimeout(total=deadline)
         last: BithumanError | None = None
         for attempt in range(self._retry.attempts):
             delay: float | None = None
@@ -194,8 +235,8 @@ class BithumanClient:
                     method,
                     url,
                     json=payload,
-                    headers=headers,
-                    timeout=self._timeout,
+                    headers=sent,
+                    timeout=limit,
                     allow_redirects=False,  # a redirect would carry the secret elsewhere
                 ) as resp:
                     body = await self._body(resp)
@@ -209,10 +250,15 @@ class BithumanClient:
                         if hint is not None and hint > self._retry.max_retry_after:
                             raise last
                         delay = hint
-                    elif not isinstance(last, ServerError):
+                    elif not isinstance(last, ServerError) or (
+                        resp.status != 503 and not idempotent
+                    ):
                         raise last
             except (TimeoutError, aiohttp.ClientError) as exc:
                 last = NetworkError(f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": "))
+                if not idempotent and not isinstance(exc, aiohttp.ClientConnectorError):
+                    unsure = f"{last} (not retried: it may have been acted on)"
+                    raise NetworkError(unsure) from None
             if attempt + 1 < self._retry.attempts:
                 wait = delay if delay is not None else self._retry.backoff(attempt, self._rng)
                 log.info(
@@ -287,5 +333,95 @@ class BithumanClient:
 
     async def get_dynamics(self, agent_id: str) -> DynamicsCatalog:
         """The gesture catalog of an avatar (`has_dynamics` is False when it has none)."""
-        body = await self.request("GET", f"/v1/dynamics/{quote(agent_id, safe='')}")
+        body = await self.request("GET", f"/v1/dynamics/{_segment(agent_id)}")
         return _parse(DynamicsCatalog, body)
+
+    async def speak(
+        self,
+        agent_code: str,
+        message: str,
+        *,
+        room_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ContextAnswer:
+        """Make the agent say `message` now, in `room_id` or in every room it is live in."""
+        payload: dict[str, Any] = {"message": message}
+        return await self._context(agent_code, "speak", payload, room_id, idempotency_key)
+
+    async def add_context(
+        self,
+        agent_code: str,
+        context: str,
+        *,
+        context_type: str = "add_context",
+        room_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ContextAnswer:
+        """Give the agent silent knowledge (`context_type` "speak" is the unified form of
+        `speak`)."""
+        payload: dict[str, Any] = {"context": context, "type": context_type}
+        return await self._context(agent_code, "add-context", payload, room_id, idempotency_key)
+
+    async def _context(
+        self,
+        agent_code: str,
+        route: str,
+        payload: dict[str, Any],
+        room_id: str | None,
+        idempotency_key: str | None,
+    ) -> ContextAnswer:
+        if room_id is not None:
+            payload["room_id"] = room_id
+        # our self-hosted API dedupes a command by this key; bitHuman's ignores unknown headers
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = await self.request(
+            "POST",
+            f"/v1/agent/{_segment(agent_code)}/{route}",
+            payload=payload,
+            idempotent=False,
+            headers=headers,
+        )
+        return _validate(ContextAnswer, body)
+
+    async def generate_agent(
+        self,
+        *,
+        prompt: str | None = None,
+        image: str | None = None,
+        video: str | None = None,
+        audio: str | None = None,
+    ) -> JobStarted:
+        """Start generating an agent (costs credits). `image`, `video` and `audio` are URLs or
+        base64 data (see `bithuman_client.media`). Not retried once it may have been acted on."""
+        fields = {"prompt": prompt, "image": image, "video": video, "audio": audio}
+        payload = {k: v for k, v in fields.items() if v is not None}
+        size = sum(len(value) for value in payload.values())
+        body = await self.request(
+            "POST",
+            "/v1/agent/generate",
+            payload=payload,
+            idempotent=False,
+            deadline=self._timeout_s + size * UPLOAD_SECONDS_PER_BYTE,
+        )
+        return _validate(JobStarted, body)
+
+    async def agent_status(self, agent_id: str) -> AgentStatusAnswer:
+        """Where an agent's generation is: `data.status` processing ... ready | failed."""
+        body = await self.request("GET", f"/v1/agent/status/{_segment(agent_id)}")
+        return _validate(AgentStatusAnswer, body)
+
+    async def generate_dynamics(
+        self,
+        agent_id: str,
+        *,
+        image_url: str | None = None,
+        duration: float | None = None,
+        model: str | None = None,
+    ) -> JobStarted:
+        """Start generating an agent's gestures (costs credits); `get_dynamics` shows them."""
+        fields = {"image_url": image_url, "duration": duration, "model": model}
+        payload = {"agent_id": agent_id} | {k: v for k, v in fields.items() if v is not None}
+        body = await self.request(
+            "POST", "/v1/dynamics/generate", payload=payload, idempotent=False
+        )
+        return _validate(JobStarted, body)

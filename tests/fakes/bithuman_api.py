@@ -32,6 +32,28 @@ its api_url's host is bitHuman's, or the model is not an `expression*` one; for 
 model and any other host (this stub) it sends multipart form data with `Authorization: Bearer`,
 which the stub, like bitHuman's JSON endpoint, refuses with 401.
 
+Agent generation, dynamics generation and the hosted Agent Context API (what
+`python -m bithuman_client` drives), as bitHuman documents them:
+
+- `POST /v1/agent/generate {prompt?, image?, video?, audio?}` starts a job (`generated`,
+  `AgentJob`) and answers `{success, message, agent_id, status: "processing"}`. Media must be an
+  http(s) URL or strict base64 (else 400 `VALIDATION_ERROR`); decoded media over
+  `file_limits` (bitHuman's 10 / 100 / 50 MB by default) is 413 `FILE_TOO_LARGE`. With `credits`
+  set, each generation costs 250 and too few is 402 `INSUFFICIENT_BALANCE`.
+- `GET /v1/agent/status/{agent_id}`: the job's `data`, its status advancing one step of
+  `job_statuses` per poll and then staying at the last (default processing, generating,
+  completed, ready; a `failed` job carries `error_message`). `known_agents` are ready agents that
+  exist without a job. Anything else is 404 `AGENT_NOT_FOUND`.
+- `POST /v1/dynamics/generate {agent_id, image_url?, duration?, model?}`: for a known agent
+  (404 otherwise, 409 `AGENT_PROCESSING` while its generation runs) answers `{success, message,
+  agent_id, status: "processing"}`; the agent's `GET /v1/dynamics/...` then answers `generating`
+  without gestures for `dynamics_polls` polls, then the ready catalog.
+- `POST /v1/agent/{code}/speak {message, room_id?}` and `/add-context {context, type?,
+  room_id?}` deliver to `live_rooms[code]` (recorded in `context_commands`) in the Agent Context
+  API's flat shapes: `{success, message, data: {agent_code, delivered_to_rooms, timestamp}}`;
+  errors `{success: false, error: CODE, message}`: 401 `UNAUTHORIZED`, 404 `AGENT_NOT_FOUND`
+  (not a known, generated or live agent), 404 `NO_ACTIVE_ROOMS`, 400 `VALIDATION_ERROR`.
+
     async with BithumanStub() as stub:
         client = BithumanClient(stub.secret, base_url=stub.url)
 """
@@ -39,16 +61,21 @@ which the stub, like bitHuman's JSON endpoint, refuses with 401.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import secrets
+import string
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 if TYPE_CHECKING:
     from tests.fakes.bithuman_avatar import AvatarStandIn
@@ -58,6 +85,26 @@ SESSION_REQUEST = "/v1/runtime-tokens/request"
 ACCOUNT_SECRET = "bh-account-secret-for-tests"
 SCOPED_TOKEN_PREFIX = "bh-scoped-"
 MODELS = ("essence", "expression", "essence-2", "expression-2")
+GENERATE = "/v1/agent/generate"
+DYNAMICS_GENERATE = "/v1/dynamics/generate"
+GENERATION_COST = 250
+MB = 1_000_000
+FILE_LIMITS = {"image": 10 * MB, "video": 100 * MB, "audio": 50 * MB}
+JOB_STATUSES = ("processing", "generating", "completed", "ready")
+DYNAMICS_MODELS = ("quality", "speed", "auto")
+
+
+def status_path(agent_id: str) -> str:
+    """The path of `GET /v1/agent/status/{agent_id}`."""
+    return f"/v1/agent/status/{agent_id}"
+
+
+def speak_path(agent_code: str) -> str:
+    return f"/v1/agent/{agent_code}/speak"
+
+
+def add_context_path(agent_code: str) -> str:
+    return f"/v1/agent/{agent_code}/add-context"
 
 
 def dynamics_path(agent_id: str) -> str:
@@ -94,10 +141,47 @@ class _Failure:
     times: int
 
 
+def context_error_body(code: str, message: str) -> Any:
+    """The Agent Context API's flat error shape."""
+    return {"success": False, "error": code, "message": message}
+
+
+def _pick(alphabet: str, count: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(count))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class AgentJob:
+    """An agent generation the stub accepted: the request's fields and where its status is."""
+
+    agent_id: str
+    request: dict[str, Any]
+    statuses: tuple[str, ...]
+    polls: int = 0
+    created_at: str = field(default_factory=_now)
+
+    @property
+    def status(self) -> str:
+        return self.statuses[min(self.polls, len(self.statuses) - 1)]
+
+
+@dataclass(frozen=True)
+class ContextCommand:
+    agent_code: str
+    type: str
+    text: str
+    rooms: tuple[str, ...]
+
+
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, flat: bool = False) -> None:
         super().__init__(message)
-        self.response = web.json_response(error_body(status, code, message), status=status)
+        body = context_error_body(code, message) if flat else error_body(status, code, message)
+        self.response = web.json_response(body, status=status)
 
 
 @dataclass
@@ -118,6 +202,16 @@ class BithumanStub:
     answers: dict[str, tuple[int, Any]] = field(default_factory=dict)
     # seconds to wait before answering a path: for timeout tests
     delays: dict[str, float] = field(default_factory=dict)
+    # agent generation, dynamics generation and the hosted context API (see the module doc)
+    generated: dict[str, AgentJob] = field(default_factory=dict)
+    job_statuses: tuple[str, ...] = JOB_STATUSES
+    known_agents: set[str] = field(default_factory=set)
+    file_limits: dict[str, int] = field(default_factory=lambda: dict(FILE_LIMITS))
+    credits: int | None = None
+    dynamics_polls: int = 2
+    dynamics_jobs: dict[str, int] = field(default_factory=dict)  # agent id -> polls left
+    live_rooms: dict[str, list[str]] = field(default_factory=dict)
+    context_commands: list[ContextCommand] = field(default_factory=list)
     _failures: dict[str, list[_Failure]] = field(default_factory=dict)
     _server: TestServer | None = None
 
@@ -166,10 +260,13 @@ class BithumanStub:
 
     # -- checks ----------------------------------------------------------------------------
 
-    def _authenticate(self, request: web.Request) -> MintedToken | None:
-        """None for the account secret, the token for a scoped one; raises _Refused."""
+    def _authenticate(self, request: web.Request, *, flat: bool) -> MintedToken | None:
+        """None for the account secret, the token for a scoped one; raises _Refused (in the
+        context API's flat shape when `flat`)."""
         given = request.headers.get("api-secret")
         if not given:
+            if flat:
+                raise _Refused(401, "UNAUTHORIZED", "Missing api-secret", flat=True)
             raise _Refused(401, "MISSING_AUTH", "missing api-secret header")
         if secrets.compare_digest(given.encode(), self.secret.encode()):
             return None
@@ -177,6 +274,8 @@ class BithumanStub:
             for minted in self.minted:
                 if secrets.compare_digest(given.encode(), minted.token.encode()):
                     return minted
+        if flat:
+            raise _Refused(401, "UNAUTHORIZED", "Invalid api-secret", flat=True)
         raise _Refused(401, "UNAUTHORIZED", "invalid api secret")
 
     @staticmethod
@@ -239,9 +338,150 @@ class BithumanStub:
         return web.json_response({"success": True, "status": "starting"})
 
     def _dynamics(self, agent_id: str) -> web.Response:
+        left = self.dynamics_jobs.get(agent_id, 0)
+        if left > 0:
+            self.dynamics_jobs[agent_id] = left - 1
+            data: dict[str, Any] = {"url": None, "status": "generating", "agent_id": agent_id}
+            return web.json_response({"success": True, "data": data | {"gestures": {}}})
         url = f"https://cdn.example/{agent_id}" if self.gestures else None
         data = {"url": url, "status": "ready", "agent_id": agent_id}
         return web.json_response({"success": True, "data": data | {"gestures": self.gestures}})
+
+    def _spend(self) -> None:
+        if self.credits is not None:
+            if self.credits < GENERATION_COST:
+                raise _Refused(402, "INSUFFICIENT_BALANCE", "insufficient credits")
+            self.credits -= GENERATION_COST
+
+    def _media(self, name: str, value: Any) -> None:
+        """An http(s) URL, or strict base64 within the size limit of its kind."""
+        if not isinstance(value, str) or not value:
+            raise _Refused(400, "VALIDATION_ERROR", f"{name} must be a URL or base64 data")
+        url = URL(value) if value.isascii() and value.isprintable() else None
+        if url is not None and url.scheme in ("http", "https") and url.host:
+            return
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise _Refused(
+                400, "VALIDATION_ERROR", f"{name} must be an http(s) URL or base64 data"
+            ) from None
+        if not data:
+            raise _Refused(400, "VALIDATION_ERROR", f"{name} is empty")
+        if len(data) > self.file_limits[name]:
+            limit = self.file_limits[name]
+            raise _Refused(413, "FILE_TOO_LARGE", f"{name} exceeds the {limit} byte limit")
+
+    def _generate(self, body: Any) -> web.Response:
+        fields = self._fields(body, (), ("prompt", "image", "video", "audio"))
+        for name in ("image", "video", "audio"):
+            if name in fields:
+                self._media(name, fields[name])
+        self._spend()
+        agent_id = self._new_agent_id()
+        self.generated[agent_id] = AgentJob(agent_id, dict(fields), self.job_statuses)
+        return web.json_response(
+            {
+                "success": True,
+                "message": "Agent generation started",
+                "agent_id": agent_id,
+                "status": "processing",
+            }
+        )
+
+    def _new_agent_id(self) -> str:
+        """Shaped like bitHuman's (A91XMB7113), never one already handed out."""
+        while True:
+            digits, letters = string.digits, string.ascii_uppercase
+            agent_id = "A" + _pick(digits, 2) + _pick(letters, 3) + _pick(digits, 4)
+            if agent_id not in self.generated and agent_id not in self.known_agents:
+                return agent_id
+
+    def _status(self, agent_id: str) -> web.Response:
+        job = self.generated.get(agent_id)
+        if job is None and agent_id not in self.known_agents:
+            raise _Refused(404, "AGENT_NOT_FOUND", f"agent {agent_id} not found")
+        status = job.status if job is not None else "ready"
+        request = job.request if job is not None else {}
+        ready = status == "ready"
+        data = {
+            "agent_id": agent_id,
+            "event_type": "lip_created" if ready else "agent_generation",
+            "status": status,
+            "error_message": "stub: generation failed" if status == "failed" else None,
+            "created_at": job.created_at if job is not None else _now(),
+            "updated_at": _now(),
+            "system_prompt": request.get("prompt"),
+            "image_url": f"https://cdn.example/{agent_id}.jpg" if ready else None,
+            "video_url": f"https://cdn.example/{agent_id}.mp4" if ready else None,
+            "name": f"agent {agent_id}",
+            "model_url": f"https://cdn.example/{agent_id}.imx" if ready else None,
+        }
+        if job is not None:
+            job.polls += 1
+        return web.json_response({"success": True, "data": data})
+
+    def _generate_dynamics(self, body: Any) -> web.Response:
+        fields = self._fields(body, ("agent_id",), ("image_url", "model"))
+        agent_id = fields["agent_id"]
+        if "image_url" in fields and URL(fields["image_url"]).scheme not in ("http", "https"):
+            raise _Refused(400, "VALIDATION_ERROR", "image_url must be an http(s) URL")
+        duration = fields.get("duration")
+        if duration is not None and (
+            isinstance(duration, bool)
+            or not isinstance(duration, int | float)
+            or not 0 < duration <= 60
+        ):
+            raise _Refused(400, "VALIDATION_ERROR", "duration must be a number of seconds")
+        if "model" in fields and fields["model"] not in DYNAMICS_MODELS:
+            raise _Refused(400, "VALIDATION_ERROR", "model must be quality, speed or auto")
+        job = self.generated.get(agent_id)
+        if job is None and agent_id not in self.known_agents:
+            raise _Refused(404, "AGENT_NOT_FOUND", f"agent {agent_id} not found")
+        if job is not None and job.status != "ready":
+            raise _Refused(409, "AGENT_PROCESSING", "agent is still generating")
+        self._spend()
+        self.dynamics_jobs[agent_id] = self.dynamics_polls
+        return web.json_response(
+            {
+                "success": True,
+                "message": "Dynamics generation started",
+                "agent_id": agent_id,
+                "status": "processing",
+            }
+        )
+
+    def _context(self, code: str, kind: str, body: Any) -> web.Response:
+        def invalid(message: str) -> _Refused:
+            return _Refused(400, "VALIDATION_ERROR", message, flat=True)
+
+        if not isinstance(body, dict):
+            raise invalid("the body must be a JSON object")
+        name = "message" if kind == "speak" else "context"
+        text = body.get(name)
+        if not isinstance(text, str) or not text.strip():
+            raise invalid(f"{name} is required")
+        room_id = body.get("room_id")
+        if room_id is not None and not isinstance(room_id, str):
+            raise invalid("room_id must be a string")
+        context_type = "speak" if kind == "speak" else body.get("type", "add_context")
+        if context_type not in ("speak", "add_context"):
+            raise invalid("Invalid type. Must be one of: speak, add_context")
+        known = code in self.known_agents or code in self.generated or code in self.live_rooms
+        if not known:
+            raise _Refused(404, "AGENT_NOT_FOUND", f"Agent with code '{code}' not found", flat=True)
+        live = self.live_rooms.get(code, [])
+        rooms = tuple(room for room in live if room_id is None or room == room_id)
+        if not rooms:
+            raise _Refused(404, "NO_ACTIVE_ROOMS", "No active sessions found for agent", flat=True)
+        self.context_commands.append(ContextCommand(code, context_type, text, rooms))
+        data: dict[str, Any] = {"agent_code": code, "delivered_to_rooms": len(rooms)}
+        if kind == "add-context":
+            data["context_type"] = context_type
+        data["timestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        said = kind == "speak"
+        message = "Speech triggered successfully" if said else "Context added successfully"
+        return web.json_response({"success": True, "message": message, "data": data})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -252,8 +492,9 @@ class BithumanStub:
         self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
         if request.path in self.delays:
             await asyncio.sleep(self.delays[request.path])
+        route = request.match_info.route.name
         try:
-            scoped = self._authenticate(request)
+            scoped = self._authenticate(request, flat=route in ("speak", "add-context"))
             failure = self._take_failure(request.path)
             if failure is not None:
                 return web.json_response(
@@ -262,19 +503,35 @@ class BithumanStub:
             if request.path in self.answers:
                 status, answer = self.answers[request.path]
                 return web.json_response(answer, status=status)
-            if request.path == MINT:
-                return self._mint(body)
-            if request.path == SESSION_REQUEST:
-                return self._session_request(body, scoped)
-            return self._dynamics(request.match_info["agent_id"])
+            match route:
+                case "mint":
+                    return self._mint(body)
+                case "session":
+                    return self._session_request(body, scoped)
+                case "generate":
+                    return self._generate(body)
+                case "status":
+                    return self._status(request.match_info["agent_id"])
+                case "dynamics-generate":
+                    return self._generate_dynamics(body)
+                case "speak" | "add-context":
+                    return self._context(request.match_info["code"], route, body)
+                case _:
+                    return self._dynamics(request.match_info["agent_id"])
         except _Refused as refused:
             return refused.response
 
     async def __aenter__(self) -> Self:
-        app = web.Application()
-        app.router.add_post(MINT, self._handle)
-        app.router.add_post(SESSION_REQUEST, self._handle)
-        app.router.add_get(dynamics_path("{agent_id}"), self._handle)
+        # room for bitHuman's largest media as base64 (the limits are checked per field)
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_post(MINT, self._handle, name="mint")
+        app.router.add_post(SESSION_REQUEST, self._handle, name="session")
+        app.router.add_post(GENERATE, self._handle, name="generate")
+        app.router.add_get(status_path("{agent_id}"), self._handle, name="status")
+        app.router.add_post(DYNAMICS_GENERATE, self._handle, name="dynamics-generate")
+        app.router.add_get(dynamics_path("{agent_id}"), self._handle, name="dynamics")
+        app.router.add_post(speak_path("{code}"), self._handle, name="speak")
+        app.router.add_post(add_context_path("{code}"), self._handle, name="add-context")
         self._server = TestServer(app, port=0)
         await self._server.start_server()
         return self
