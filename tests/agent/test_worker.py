@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.fakes.openai_realtime import FakeRealtimeServer
+from tests.system import portaudio_fixture  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("portaudio")  # console imports sounddevice, even with --text
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-test-never-logged-0123"
