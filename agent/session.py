@@ -57,7 +57,8 @@ def build_session(settings: AgentSettings, *, vad_model: vad.VAD | None) -> Agen
         tts=speech_tts(settings) if settings.context_commands else NOT_GIVEN,
         tts_text_transforms=None,
         turn_handling={
-            # OpenAI's server-side VAD ends the user's turns; Silero (local) catches barge-ins.
+            # OpenAI's server-side VAD ends the user's turns; Silero (local, unless
+            # AGENT_LOCAL_VAD is off: then the server's speech_started) catches barge-ins.
             "turn_detection": "realtime_llm",
             # A remote avatar cannot pause its stream, so "resume after a false
             # interruption" would leave the avatar and the transcript out of step.

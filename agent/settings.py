@@ -137,6 +137,21 @@ class AgentSettings(DynamicsSettings):
 
     # --- worker sizing -------------------------------------------------------------------------
     agent_load_threshold: float = Field(default=0.75, gt=0)  # inf: never refuse for load
+    agent_max_sessions: int = Field(
+        default=0,
+        ge=0,
+        description="Sessions a worker takes at most (0 = no cap, CPU load alone decides).",
+    )
+    agent_local_vad: bool = Field(
+        default=True,
+        description="Silero VAD in each session for barge-ins; false leaves them to the realtime"
+        " model's server-side turn detection (less CPU and memory per session).",
+    )
+    agent_job_executor: Literal["process", "thread"] = Field(
+        default="process",
+        description="process: one process per session (isolated); thread: sessions share one"
+        " process (denser, but a crash or a stuck loop takes every session with it).",
+    )
     agent_idle_processes: int | None = Field(default=None, ge=0)
     agent_init_timeout: float | None = Field(default=None, gt=0)
     agent_memory_warn_mb: float = Field(default=1500, ge=0)

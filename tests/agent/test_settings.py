@@ -48,6 +48,9 @@ def drop(*names: str) -> dict[str, str]:
         (drop("LIVEKIT_URL", "LIVEKIT_API_SECRET"), ("start",), "LIVEKIT_URL, LIVEKIT_API_SECRET"),
         (GOOD | {"LIVEKIT_URL": "localhost"}, ("dev",), "LIVEKIT_URL is invalid"),
         (GOOD | {"AGENT_LOAD_THRESHOLD": "lots"}, ("start",), "AGENT_LOAD_THRESHOLD is invalid"),
+        (GOOD | {"AGENT_MAX_SESSIONS": "-1"}, ("start",), "AGENT_MAX_SESSIONS is invalid"),
+        (GOOD | {"AGENT_JOB_EXECUTOR": "fork"}, ("start",), "AGENT_JOB_EXECUTOR is invalid"),
+        (GOOD | {"AGENT_LOCAL_VAD": "maybe"}, ("start",), "AGENT_LOCAL_VAD is invalid"),
         (GOOD | {"BITHUMAN_AVATAR_ID": "A1"}, ("start",), "BITHUMAN_API_SECRET is required"),
         (
             GOOD | {"BITHUMAN_API_SECRET": "x" * 20, "BITHUMAN_MODEL": "essence-3"},

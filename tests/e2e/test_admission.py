@@ -1,0 +1,52 @@
+"""Admission through the real LiveKit server: a worker at AGENT_MAX_SESSIONS tells LiveKit it is
+full, the next room's job goes to another worker, and the session it holds goes on unharmed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.e2e.harness import User, agent_identity
+from tests.fakes.openai_realtime import GREETING
+
+pytestmark = pytest.mark.e2e
+
+FULL = "worker is at full capacity, marking as unavailable"
+
+
+async def greeted(user: User) -> str:
+    await user.until(lambda: GREETING in user.final_texts(), within=60)
+    speaker = agent_identity(user)
+    assert speaker is not None
+    return speaker
+
+
+async def test_a_worker_at_its_session_cap_is_passed_over_and_its_session_goes_on(
+    stack: Stack,
+) -> None:
+    # the cap alone decides (the host's CPU is other tests'); no local VAD: the cheap session
+    settings = stack.settings(
+        AGENT_MAX_SESSIONS="1", AGENT_LOAD_THRESHOLD="inf", AGENT_LOCAL_VAD="false"
+    )
+    first = await stack.start_agent(settings)
+    one = await stack.join()
+    speaker = await greeted(one)
+    await first.wait_for_log(FULL, within=30)
+
+    second = await stack.start_agent(settings)
+    two = await stack.join()
+    await greeted(two)
+    assert [r["room"] for r in first.logged("received job request")] == [one.room.name]
+    assert [r["room"] for r in second.logged("received job request")] == [two.room.name]
+
+    # the first session is not degraded by the refusal: its next turn is answered as before
+    await one.open_mic()
+    before = one.voiced(speaker)
+    await one.say(1.0)
+    await one.until(lambda: "You said: hello." in one.final_texts(speaker), within=30)
+    await one.until(lambda: one.voiced(speaker) >= before + 25, within=30)
+
+    # the session over, the first worker takes jobs again
+    await one.leave()
+    stack.users.remove(one)
+    await first.wait_for_log("worker is below capacity, marking as available", within=60)
