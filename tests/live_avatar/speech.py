@@ -31,11 +31,14 @@ def silent_spans() -> list[tuple[float, float]]:
     return spans
 
 
-def speech_like(rate: int, seed: int = 11) -> np.ndarray:
+Layout = tuple[tuple[float, bool], ...]
+
+
+def speech_like(rate: int, layout: Layout = LAYOUT, seed: int = 11) -> np.ndarray:
     """Mono float samples in [-1, 1]."""
     rng = np.random.default_rng(seed)
     pieces = []
-    for length, voiced in LAYOUT:
+    for length, voiced in layout:
         t = np.arange(round(length * rate)) / rate
         if voiced:
             voice = sum(np.sin(2 * np.pi * 130 * k * t) / k for k in range(1, 8))
@@ -46,8 +49,8 @@ def speech_like(rate: int, seed: int = 11) -> np.ndarray:
     return np.clip(np.concatenate(pieces), -1.0, 1.0)
 
 
-def write_wav(path: Path, rate: int = 16_000, channels: int = 2) -> Path:
-    mono = (speech_like(rate) * 32767).astype(np.int16)
+def write_wav(path: Path, rate: int = 16_000, channels: int = 2, layout: Layout = LAYOUT) -> Path:
+    mono = (speech_like(rate, layout) * 32767).astype(np.int16)
     frames = np.repeat(mono[:, None], channels, axis=1)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(channels)

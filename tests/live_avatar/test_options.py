@@ -94,9 +94,8 @@ def test_environment_fallbacks(model: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert options.model == model
     assert options.api_secret is not None and options.api_secret.get_secret_value() == SECRET
     # a flag wins over its variable
-    assert parse(["--api-secret", "from-the-flag"]).api_secret.get_secret_value() == (  # type: ignore[union-attr]
-        "from-the-flag"
-    )
+    flagged = parse(["--api-secret", "from-the-flag"]).api_secret
+    assert flagged is not None and flagged.get_secret_value() == "from-the-flag"
 
 
 def test_env_file_is_read(model: Path, tmp_path: Path) -> None:

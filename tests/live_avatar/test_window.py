@@ -70,7 +70,9 @@ async def test_the_window_shows_each_frame_and_q_quits(
 
 
 def test_the_command_plays_a_file_in_the_window(display: str, tmp_path: Path) -> None:
-    wav = write_wav(tmp_path / "speech.wav", rate=44_100, channels=1)
+    # played in real time: a short one
+    layout = ((0.3, False), (0.8, True), (0.3, False))
+    wav = write_wav(tmp_path / "speech.wav", rate=44_100, channels=1, layout=layout)
     result = subprocess.run(
         [sys.executable, "-m", "live_avatar", "--input-file", str(wav)],
         env={**os.environ, "PYTHONPATH": str(REPO), "DISPLAY": display},
