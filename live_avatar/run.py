@@ -38,7 +38,7 @@ async def open_face(options: Options) -> Face:
     try:
         return await BithumanFace.open(options)
     except Exception as error:  # the SDK's own errors: a refused secret, a bad model
-        fail(f"{PROG}: error: bitHuman could not load the model: {scrub_text(str(error))}")
+        fail(f"{PROG}: error: the bitHuman SDK did not start: {scrub_text(str(error))}")
 
 
 async def feed(
