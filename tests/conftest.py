@@ -26,6 +26,7 @@ from tests import livekit_local  # noqa: E402
 from tests.fakes.bithuman_api import bithuman_api_fixture  # noqa: E402,F401
 from tests.fakes.openai_realtime import realtime_server_fixture  # noqa: E402,F401
 from tests.livekit_local import LiveKitServer, livekit_server  # noqa: E402,F401
+from tests.system import program_missing, require  # noqa: E402
 
 # What our settings classes read: each service's prefix plus the names they share.
 OUR_VARIABLES = (
@@ -105,9 +106,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throwaway redis-server on a free port; yields its URL."""
+    require(program_missing("redis-server", "redis-server"))
     binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    assert binary is not None
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import subprocess
 import time
 import uuid
@@ -20,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import settings_of
+from tests.system import program_missing, require
 from webhooks.outbox import OutboxStore
 from webhooks.outbox.redis_store import RedisOutbox
 from webhooks.outbox.sqlite_store import SQLiteOutbox
@@ -242,8 +242,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 def node() -> Iterator[NodeVerifier]:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
+    require(program_missing("node", "nodejs"))
     verifier = NodeVerifier()
     yield verifier
     verifier.close()
