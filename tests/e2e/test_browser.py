@@ -48,7 +48,7 @@ def _unavailable(reason: str) -> None:
 def _chromium() -> str | None:
     override = os.environ.get("CHROMIUM_BIN")
     if override:
-        return override
+        return override if os.access(override, os.X_OK) else None
     # Debian's /usr/bin/chromium is a shell wrapper around this binary
     for candidate in ("/usr/lib/chromium/chromium", "chromium", "chromium-browser"):
         found = shutil.which(candidate)
