@@ -4,7 +4,7 @@
     on a check that failed)
 
 Checks: settings; LiveKit (one authenticated server API call); the OpenAI key (one `GET
-/models`); the bitHuman secret and avatar (the avatar's gesture catalog); each webhook URL
+/models`); the bitHuman secret and avatar (the avatar's generation status); each webhook URL
 (one `HEAD`); PortAudio (only `console` needs it). The network checks run concurrently, each
 within `--timeout` seconds; nothing starts a worker. Exit status 1 on any ✘, else 0. Secrets
 are never printed: a key shows as its last four characters.
@@ -26,9 +26,13 @@ from pydantic import ValidationError
 
 from agent.livekit_check import probe
 from agent.settings import BITHUMAN_HINT, LIVEKIT_HINT, OPENAI_KEY_HINT, AgentSettings
-from bithuman_client import BithumanClient, BithumanError
-from bithuman_client.client import RetryPolicy
-from bithuman_client.errors import AuthenticationError, NotFoundError
+from bithuman_client import (
+    AuthenticationError,
+    BithumanClient,
+    BithumanError,
+    NotFoundError,
+    RetryPolicy,
+)
 from common import logs, noise
 from common.logs import describe, scrub_text
 from common.settings import describe_error
@@ -176,7 +180,8 @@ async def check_openai(settings: AgentSettings, within: float) -> Line:
 
 
 async def check_bithuman(settings: AgentSettings, within: float) -> Line:
-    """The avatar's gesture catalog: the secret is checked first (401), then the avatar (404)."""
+    """The avatar's generation status: the secret is checked first (401), then the avatar
+    (404), then that it is ready to use."""
     name = "bitHuman"
     secret = settings.bithuman_api_secret
     if secret is None:
@@ -196,7 +201,7 @@ async def check_bithuman(settings: AgentSettings, within: float) -> Line:
             timeout=within,
             retry=RetryPolicy(attempts=1),
         ) as client:
-            catalog = await client.get_dynamics(agent_id)
+            answer = await client.agent_status(agent_id)
     except ValueError as exc:  # a base URL the secret must not be sent to
         return Line(FAIL, name, f"BITHUMAN_REST_URL: {exc}", "use bitHuman's https:// URL")
     except AuthenticationError as exc:
@@ -208,10 +213,15 @@ async def check_bithuman(settings: AgentSettings, within: float) -> Line:
     except BithumanError as exc:
         fix = "check BITHUMAN_REST_URL and the network"
         return Line(FAIL, name, f"{settings.bithuman_rest_url}: {exc}", fix)
-    gestures = len(catalog.gesture_names)
-    return Line(
-        OK, name, f"secret {shown} accepted; avatar {agent_id} exists ({gestures} gestures)"
-    )
+    found = answer.data
+    if found.status == "failed":
+        why = f": {found.error_message}" if found.error_message else ""
+        fix = f"generate it again, or set {variable} to another avatar"
+        return Line(FAIL, name, f"avatar {agent_id} failed to generate{why}", fix)
+    if found.status != "ready":
+        fix = f"wait for it: python -m bithuman_client agent status {agent_id}"
+        return Line(FAIL, name, f"avatar {agent_id} is not ready yet ({found.status})", fix)
+    return Line(OK, name, f"secret {shown} accepted; avatar {agent_id} is ready")
 
 
 async def check_webhook(url: str, within: float) -> Line:

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from agent.doctor import FAIL, OK, SKIP, Line, run_checks
 from tests.conftest import OUR_VARIABLES, free_port
 from tests.e2e.harness import write_env
-from tests.fakes.bithuman_api import BithumanStub, dynamics_path, error_body
+from tests.fakes.bithuman_api import AgentJob, BithumanStub, status_path
 from tests.fakes.openai_realtime import FakeRealtimeServer
 from tests.livekit_local import LiveKitServer
 from tests.system import portaudio_fixture  # noqa: F401
@@ -54,6 +54,7 @@ def good_fixture(
     receiver: str,
 ) -> dict[str, str]:
     """Settings under which every check passes."""
+    bithuman_api.known_agents.add(AVATAR_ID)
     return {
         **livekit_server.env(),
         "OPENAI_API_KEY": OPENAI_KEY,
@@ -83,7 +84,7 @@ async def test_every_check_passes(tmp_path: Path, good: dict[str, str]) -> None:
         assert lines[name].mark == OK, lines[name].render()
     assert f"accepted key {good['LIVEKIT_API_KEY']}" in lines["LiveKit"].text
     assert "…6789 at" in lines["OpenAI"].text  # the key's last four characters only
-    assert f"avatar {AVATAR_ID} exists (4 gestures)" in lines["bitHuman"].text
+    assert f"avatar {AVATAR_ID} is ready" in lines["bitHuman"].text
     assert "HTTP 405 to HEAD" in lines["webhook"].text
 
 
@@ -108,9 +109,18 @@ def refused_bithuman_secret(_: BithumanStub, __: FakeRealtimeServer) -> dict[str
     return {"BITHUMAN_API_SECRET": "not-the-account-secret-0123456789"}
 
 
-def unknown_avatar(stub: BithumanStub, _: FakeRealtimeServer) -> dict[str, str]:
-    stub.answers[dynamics_path("A00000000")] = (404, error_body(404, "NOT_FOUND", "no agent"))
+def unknown_avatar(_: BithumanStub, __: FakeRealtimeServer) -> dict[str, str]:
     return {"BITHUMAN_AVATAR_ID": "A00000000"}
+
+
+def failed_avatar(stub: BithumanStub, _: FakeRealtimeServer) -> dict[str, str]:
+    stub.generated["A00000001"] = AgentJob("A00000001", {}, ("failed",))
+    return {"BITHUMAN_AVATAR_ID": "A00000001"}
+
+
+def generating_avatar(stub: BithumanStub, _: FakeRealtimeServer) -> dict[str, str]:
+    stub.generated["A00000002"] = AgentJob("A00000002", {}, ("processing",))
+    return {"BITHUMAN_AVATAR_ID": "A00000002"}
 
 
 def webhook_down(_: BithumanStub, __: FakeRealtimeServer) -> dict[str, str]:
@@ -129,6 +139,8 @@ Breakage = Callable[[BithumanStub, FakeRealtimeServer], dict[str, str]]
         (unreachable_openai, "OpenAI", "cannot reach http://127.0.0.1:", "OPENAI_BASE_URL"),
         (refused_bithuman_secret, "bitHuman", "refused (401 UNAUTHORIZED)", "imaginex.bithuman"),
         (unknown_avatar, "bitHuman", "accepted, but no avatar A00000000", "BITHUMAN_AVATAR_ID"),
+        (failed_avatar, "bitHuman", "avatar A00000001 failed to generate", "generate it again"),
+        (generating_avatar, "bitHuman", "not ready yet (processing)", "agent status A00000002"),
         (webhook_down, "webhook", "http://127.0.0.1/... does not answer", "WEBHOOK_URLS"),
     ],
 )
@@ -178,7 +190,7 @@ async def test_unset_services_are_skipped_not_failed(
 async def test_a_slow_service_fails_within_the_timeout(
     tmp_path: Path, good: dict[str, str], bithuman_api: BithumanStub
 ) -> None:
-    bithuman_api.delays[dynamics_path(AVATAR_ID)] = 10
+    bithuman_api.delays[status_path(AVATAR_ID)] = 10
     started = time.monotonic()
     lines = await doctor(tmp_path, good, within=1.0)
     assert time.monotonic() - started < 5
