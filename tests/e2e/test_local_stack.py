@@ -86,6 +86,9 @@ async def test_one_command_brings_up_server_tokens_and_agent_and_ctrl_c_stops_th
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/healthz") as response:
                 assert response.status == 200
+            async with http.get(f"{base}/") as response:  # the page, built by the bootstrap
+                assert response.status == 200
+                assert "text/html" in response.headers["Content-Type"]
             user = await User.join(base, "local-stack-room", session=http)
         assert user.room.connection_state == 1  # CONN_CONNECTED, on the stack's own server
         await user.until(lambda: agent_identity(user) is not None, within=60)
