@@ -42,6 +42,7 @@ OK, FAIL, SKIP = "✔", "✘", "-"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 10.0
 SHOWN_FROM = 12  # secrets this long show their last four characters; shorter ones none
+_SETTINGS_FIX = "edit .env (start from .env.example) and run doctor again"
 # a proxy's answers when the receiver behind it is down
 _GATEWAY_DOWN = (502, 503, 504)
 
@@ -105,9 +106,6 @@ def load() -> tuple[Line, Loaded | None]:
     source = "from .env and the environment" if Path(".env").is_file() else "from the environment"
     text = f"read {source} (avatar: {agent.avatar_mode.value})"
     return Line(OK, name, text), Loaded(agent, webhooks)
-
-
-_SETTINGS_FIX = "edit .env (start from .env.example) and run doctor again"
 
 
 async def check_livekit(settings: AgentSettings, within: float) -> Line:

@@ -74,7 +74,7 @@ async def doctor(folder: Path, settings: dict[str, str], within: float = 5.0) ->
 
 
 def secrets_of(settings: dict[str, str]) -> list[str]:
-    return [settings[name] for name in SECRETS]
+    return [settings[name] for name in SECRETS if settings[name]]
 
 
 async def test_every_check_passes(tmp_path: Path, good: dict[str, str]) -> None:
@@ -90,6 +90,10 @@ async def test_every_check_passes(tmp_path: Path, good: dict[str, str]) -> None:
 
 def wrong_livekit_secret(_: BithumanStub, __: FakeRealtimeServer) -> dict[str, str]:
     return {"LIVEKIT_API_SECRET": "not-the-secret-of-this-server-0123456789"}
+
+
+def incomplete_livekit(_: BithumanStub, __: FakeRealtimeServer) -> dict[str, str]:
+    return {"LIVEKIT_API_SECRET": ""}
 
 
 def unreachable_livekit(_: BithumanStub, __: FakeRealtimeServer) -> dict[str, str]:
@@ -134,6 +138,7 @@ Breakage = Callable[[BithumanStub, FakeRealtimeServer], dict[str, str]]
     ("break_it", "failing", "says", "fix"),
     [
         (wrong_livekit_secret, "LiveKit", "refused key test-", "LIVEKIT_API_SECRET to a pair"),
+        (incomplete_livekit, "LiveKit", "LIVEKIT_API_SECRET not set", "devkey/secret"),
         (unreachable_livekit, "LiveKit", "cannot reach ws://127.0.0.1:", "fix LIVEKIT_URL"),
         (refused_openai_key, "OpenAI", "refused (401 invalid_api_key)", "platform.openai.com"),
         (unreachable_openai, "OpenAI", "cannot reach http://127.0.0.1:", "OPENAI_BASE_URL"),
