@@ -14,6 +14,7 @@ PACKAGES=(
   "chromium|command:chromium|the web client's browser test"
   "espeak-ng|command:espeak-ng|the browser test's fake microphone (its speech)"
   "npm|command:npm|the web client's build (Node.js 20+) and browser test"
+  "xvfb|command:Xvfb|the live microphone avatar's window tests (a throwaway display)"
 )
 
 present() {

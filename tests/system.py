@@ -9,19 +9,24 @@ from __future__ import annotations
 import ctypes.util
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
 
 INSTALL = "scripts/system-packages.sh installs it (root or sudo)"
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip with `reason`; fail in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def require(missing: str | None) -> None:
     """Skip (fail in CI) with `missing` as the reason, unless it is None."""
-    if missing is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(missing, pytrace=False)
-    pytest.skip(missing)
+    if missing is not None:
+        unavailable(missing)
 
 
 def portaudio_missing() -> str | None:

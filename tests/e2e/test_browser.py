@@ -21,6 +21,7 @@ import pytest
 
 from tests.e2e.conftest import ROOT, Stack
 from tests.fakes.openai_realtime import GREETING
+from tests.system import unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -36,13 +37,6 @@ class Browser:
     node: str
     chromium: str
     wav: Path
-
-
-def _unavailable(reason: str) -> None:
-    """Like the LiveKit server: missing browser tools fail the run in CI, skip elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 def _chromium() -> str | None:
@@ -77,7 +71,7 @@ def _speech_wav(folder: Path) -> Path:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Browser:
     node = shutil.which("node")
     if node is None:
-        _unavailable("node is not installed (apt-get install nodejs npm)")
+        unavailable("node is not installed (apt-get install nodejs npm)")
     assert node is not None
     built = subprocess.run(
         [str(ROOT / "scripts" / "build-web.sh")],
@@ -86,12 +80,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Browser:
         text=True,
     )
     if built.returncode != 0:
-        _unavailable(f"the web client could not be built: {built.stderr.strip()[-2000:]}")
+        unavailable(f"the web client could not be built: {built.stderr.strip()[-2000:]}")
     chromium = _chromium()
     if chromium is None:
-        _unavailable("chromium is not installed (apt-get install chromium), or set CHROMIUM_BIN")
+        unavailable("chromium is not installed (apt-get install chromium), or set CHROMIUM_BIN")
     if shutil.which("espeak-ng") is None:
-        _unavailable("espeak-ng is not installed (apt-get install espeak-ng)")
+        unavailable("espeak-ng is not installed (apt-get install espeak-ng)")
     assert chromium is not None
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return Browser(node, chromium, _speech_wav(tmp_path_factory.mktemp("speech")))

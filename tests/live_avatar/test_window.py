@@ -19,6 +19,7 @@ from PIL import ImageGrab
 from live_avatar.faces import PlaceholderFace
 from live_avatar.window import Window
 from tests.live_avatar.speech import write_wav
+from tests.system import program_missing, require
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,9 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def display() -> Iterator[str]:
     """A throwaway Xvfb server; yields its DISPLAY value."""
+    require(program_missing("Xvfb", "xvfb"))
     binary = shutil.which("Xvfb")
-    if binary is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    assert binary is not None
     read, write = os.pipe()
     process = subprocess.Popen(
         [binary, "-displayfd", str(write), "-screen", "0", "640x640x24", "-nolisten", "tcp"],

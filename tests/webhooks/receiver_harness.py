@@ -63,7 +63,8 @@ class Harness:
     @property
     def processor(self) -> Processor:
         assert self.client is not None
-        return self.client.app[PROCESSOR]
+        processor: Processor = self.client.app[PROCESSOR]
+        return processor
 
     async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
         assert self.client is not None
