@@ -299,7 +299,7 @@ async def worker(
     os.sched_setaffinity(agent.process.pid, {stack.worker_core})
     try:
         await agent.wait_for_log("registered worker", within=120)
-        await agent.wait_for_log("process initialized", count=IDLE_PROCESSES, within=120)
+        await agent.wait_for_log("process prewarmed", count=IDLE_PROCESSES, within=120)
         yield agent, str(token_server.make_url("")).rstrip("/")
     finally:
         try:
