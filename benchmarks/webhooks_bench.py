@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common.logs import setup as setup_logs  # noqa: E402
-from webhooks import events  # noqa: E402
+from webhooks import payloads  # noqa: E402
 from webhooks.deliverer import Deliverer  # noqa: E402
 from webhooks.emitter import WebhookEmitter  # noqa: E402
 from webhooks.outbox import open_outbox  # noqa: E402
@@ -47,7 +47,7 @@ from webhooks.signatures import sign_headers  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
 MESSAGE = "Could you tell me where my order #12345 is? It was due on Monday. Grüße!"
-IDS = events.EventIds()
+IDS = payloads.EventIds()
 
 
 def settings(outbox: Path, url: str, **extra: Any) -> WebhookSettings:
@@ -65,8 +65,8 @@ def env_of(cfg: dict[str, str]) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "ERROR", **cfg}
 
 
-def chat_event() -> events.Event:
-    return events.chat_push(
+def chat_event() -> payloads.Event:
+    return payloads.chat_push(
         event_id=IDS.next(),
         agent_id="bench",
         role="user",
@@ -174,7 +174,7 @@ def standalone_deliverer(cfg: WebhookSettings) -> Any:
             "WEBHOOK_OUTBOX_PATH": str(cfg.outbox_path),
         }
     )
-    return running([sys.executable, "-m", "webhooks.deliver"], env, None)
+    return running([sys.executable, "-m", "webhooks"], env, None)
 
 
 # -- 1. enqueue cost ---------------------------------------------------------------------------

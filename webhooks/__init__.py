@@ -1,6 +1,6 @@
 """room.join and chat.push webhooks: signed, JS-compatible bodies, a durable outbox, delivery.
 
-The agent uses `WebhookEmitter`; `python -m webhooks.deliver` runs a long-lived deliverer;
+The agent uses `WebhookEmitter`; `python -m webhooks` runs a long-lived deliverer;
 `webhooks.signatures.verify_webhook` and `python -m webhooks.receiver` are for receivers.
 """
 

@@ -13,7 +13,7 @@ recovers. Dead letters older than WEBHOOK_DEAD_LETTER_RETENTION are deleted hour
 Where it runs: job processes live only as long as their conversation, and HTTP work on the
 conversation's loop is what a dead receiver must not slow down, so the deliverer belongs in a
 long-lived process of its own: the worker's main process (start one on the AgentServer's
-`worker_started` event and close it on shutdown) or `python -m webhooks.deliver`. Several may
+`worker_started` event and close it on shutdown) or `python -m webhooks`. Several may
 share one outbox: claims are leases, so each due row goes to one deliverer and a crashed
 deliverer's rows come back when their lease ends. Outbox I/O runs on one worker thread; the
 event loop only does HTTP.

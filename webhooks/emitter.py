@@ -15,7 +15,7 @@ bytecode (it specializes a function after several calls), about 1.5x slower each
 first calls made up most of the enqueue cost's p99.
 
 Delivery happens elsewhere by default (the worker's main process or `python -m
-webhooks.deliver`, see webhooks.deliverer), so a slow or dead receiver costs the conversation
+webhooks`, see webhooks.deliverer), so a slow or dead receiver costs the conversation
 nothing. With WEBHOOK_DELIVER_IN_PROCESS (or `deliver=True`) the emitter also runs a deliverer
 on this loop, woken by each commit: handy for `console` and one-process setups. When no URL is
 configured the emitter is inert and every call returns None.
@@ -30,7 +30,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from common.logs import get_logger
-from webhooks import events
+from webhooks import payloads
 from webhooks.clock import SYSTEM_CLOCK, Clock
 from webhooks.deliverer import Deliverer
 from webhooks.metrics import SenderMetrics, metrics_on
@@ -59,7 +59,7 @@ class WebhookEmitter:
         self._clock = clock
         self._closed = False
         self._accepting = event_types if writer is not None else frozenset()
-        self._ids = events.EventIds()
+        self._ids = payloads.EventIds()
 
     @classmethod
     async def start(
@@ -122,16 +122,16 @@ class WebhookEmitter:
 
     def room_join(self, *, room_name: str, participant_count: int, session_id: str) -> str | None:
         """Queue a `room.join` event; returns its id (None when off or closed)."""
-        if events.ROOM_JOIN not in self._accepting:
-            self._refuse(events.ROOM_JOIN)
+        if payloads.ROOM_JOIN not in self._accepting:
+            self._refuse(payloads.ROOM_JOIN)
             return None
-        events.check_room_join(room_name, participant_count, session_id)
+        payloads.check_room_join(room_name, participant_count, session_id)
         event_id = self._ids.next()
         agent_id = self._agent_id
         now = self._clock.now()
         assert self._writer is not None  # _accepting is empty without one
         self._writer.put(
-            lambda: events.room_join(
+            lambda: payloads.room_join(
                 event_id=event_id,
                 agent_id=agent_id,
                 room_name=room_name,
@@ -145,23 +145,23 @@ class WebhookEmitter:
     def chat_push(
         self,
         *,
-        role: events.Role,
+        role: payloads.Role,
         message: str,
         session_id: str,
         timestamp: float | None = None,
     ) -> str | None:
         """Queue a `chat.push` event for a final message; `timestamp` defaults to now."""
-        if events.CHAT_PUSH not in self._accepting:
-            self._refuse(events.CHAT_PUSH)
+        if payloads.CHAT_PUSH not in self._accepting:
+            self._refuse(payloads.CHAT_PUSH)
             return None
-        events.check_chat_push(role, message, session_id, timestamp)
+        payloads.check_chat_push(role, message, session_id, timestamp)
         event_id = self._ids.next()
         agent_id = self._agent_id
         now = self._clock.now()
         # The body is built by this closure, later, on the writer thread.
         assert self._writer is not None  # _accepting is empty without one
         self._writer.put(
-            lambda: events.chat_push(
+            lambda: payloads.chat_push(
                 event_id=event_id,
                 agent_id=agent_id,
                 role=role,
@@ -184,15 +184,15 @@ class WebhookEmitter:
     ) -> str | None:
         """Queue a `context.command` event (an accepted speak / add_context); opt-in: None
         unless WEBHOOK_EVENTS names it."""
-        if events.CONTEXT_COMMAND not in self._accepting:
+        if payloads.CONTEXT_COMMAND not in self._accepting:
             return None  # off by default: not a refusal worth a warning
-        events.check_context_command(command_id, context_type, message, room_name, session_id)
+        payloads.check_context_command(command_id, context_type, message, room_name, session_id)
         event_id = self._ids.next()
         agent_id = self._agent_id
         now = self._clock.now()
         assert self._writer is not None  # _accepting is empty without one
         self._writer.put(
-            lambda: events.context_command(
+            lambda: payloads.context_command(
                 event_id=event_id,
                 agent_id=agent_id,
                 command_id=command_id,
@@ -238,7 +238,7 @@ def _warm_up(clock: Clock) -> None:
     writer.attach()
     emitter = WebhookEmitter(
         agent_id="warm-up",
-        event_types=frozenset(events.EVENT_TYPES),
+        event_types=frozenset(payloads.EVENT_TYPES),
         writer=writer,
         deliverer=None,
         clock=clock,
@@ -252,7 +252,7 @@ def _warm_up(clock: Clock) -> None:
 class _NoOutbox:
     """The warm-up writer's store: its thread never starts, so nothing is ever called."""
 
-    def append(self, events: Sequence[events.Event], urls: Sequence[str]) -> None: ...
+    def append(self, events: Sequence[payloads.Event], urls: Sequence[str]) -> None: ...
 
     def claim(self, now: float, lease_until: float, limit: int) -> list[Delivery]:
         return []

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from common.settings import LoggingSettings, split_commas
-from webhooks.events import EVENT_TYPES, KNOWN_EVENT_TYPES
+from webhooks.payloads import EVENT_TYPES, KNOWN_EVENT_TYPES
 from webhooks.signatures import BITHUMAN_HEADER, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 SLOW_RETRY_FIRST_DELAY = 60.0

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from common.logs import get_logger
-from webhooks.events import Event
 from webhooks.metrics import SenderMetrics
 from webhooks.outbox import OutboxStore
+from webhooks.payloads import Event
 
 log = get_logger("webhooks.writer")
 

@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from tests.conftest import settings_of
 from tests.webhooks.conftest import ManualClock
-from webhooks import events
-from webhooks.events import EventIds
+from webhooks import payloads
+from webhooks.payloads import EventIds
 from webhooks.receiver import ReceivedEvent, ReceiverSettings, Router, create_app
 from webhooks.receiver.app import PROCESSOR
 from webhooks.receiver.processor import Processor
@@ -29,7 +29,7 @@ Client = TestClient[Any, Any]
 
 
 def body_for(message: str = "hello", when: float = T0) -> bytes:
-    return events.chat_push(
+    return payloads.chat_push(
         event_id=new_id(), agent_id="a", role="user", message=message, session_id="s", now=when
     ).body
 

@@ -1,4 +1,4 @@
-"""The command lines: `python -m webhooks.deliver ...` and `python -m webhooks.receiver ...`."""
+"""The command lines: `python -m webhooks ...` and `python -m webhooks.receiver ...`."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from tests.conftest import free_port
-from webhooks import events
-from webhooks.deliver import main as deliver_main
-from webhooks.events import EventIds
+from webhooks import payloads
+from webhooks.__main__ import main as deliver_main
 from webhooks.outbox import Outcome
 from webhooks.outbox.sqlite_store import SQLiteOutbox
+from webhooks.payloads import EventIds
 from webhooks.receiver.__main__ import main as receiver_main
 from webhooks.receiver.store import ReceiverStore, StoredEvent
 from webhooks.signatures import sign_headers
@@ -38,7 +38,7 @@ def outbox_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def dead_letter(path: Path) -> str:
     store = SQLiteOutbox.open(path)
-    event = events.room_join(
+    event = payloads.room_join(
         event_id=new_id(), agent_id="a", room_name="r", participant_count=1, session_id="s", now=1.0
     )
     store.append([event], ["https://hooks.example/secret-path"])
@@ -120,7 +120,7 @@ async def test_receiver_service_runs_from_the_command_line(tmp_path: Path) -> No
         stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
-    body = events.chat_push(
+    body = payloads.chat_push(
         event_id=new_id(),
         agent_id="a",
         role="user",

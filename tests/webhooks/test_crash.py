@@ -67,7 +67,7 @@ async def test_sigkill_mid_delivery_then_restart_delivers_every_event(tmp_path: 
     deliverer = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "webhooks.deliver",
+        "webhooks",
         cwd=tmp_path,
         env=env,
     )

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.webhooks.conftest import FakeClock, RecordingReceiver, eventually, sender_settings
-from webhooks import events
+from webhooks import payloads
 from webhooks.deliverer import PRUNE_INTERVAL_S, Deliverer
 from webhooks.emitter import WebhookEmitter
 from webhooks.outbox import OutboxStore, Outcome
@@ -121,7 +121,7 @@ async def test_fast_retries_only_when_the_slow_backoff_is_off(
 
 
 def _dead(store: OutboxStore, event_id: str, dead_at: float) -> None:
-    event = events.room_join(
+    event = payloads.room_join(
         event_id=event_id, agent_id="a", room_name="r", participant_count=1, session_id="s", now=1
     )
     store.append([event], ["https://hooks.example/x"])

@@ -17,7 +17,7 @@ PROBE = """
 import asyncio, dis, json, sys
 from pathlib import Path
 from prometheus_client import CollectorRegistry
-from webhooks import events
+from webhooks import payloads
 from webhooks.emitter import WebhookEmitter
 from webhooks.settings import WebhookSettings
 from webhooks.writer import OutboxWriter
@@ -38,7 +38,7 @@ async def main():
         "chat_push": specialized(WebhookEmitter.chat_push),
         "room_join": specialized(WebhookEmitter.room_join),
         "put": specialized(OutboxWriter.put),
-        "check_chat_push": specialized(events.check_chat_push),
+        "check_chat_push": specialized(payloads.check_chat_push),
     }
     first = emitter.chat_push(role="user", message="hello", session_id="s")
     await emitter.flush()

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.webhooks.conftest import NodeVerifier
-from webhooks import events
-from webhooks.events import EventIds
+from webhooks import payloads
 from webhooks.jsjson import MAX_SAFE_INTEGER, js_dumps
+from webhooks.payloads import EventIds
 from webhooks.signatures import sign_headers
 
 new_id = EventIds().next
@@ -39,7 +39,7 @@ def assert_node_accepts(node: NodeVerifier, body: bytes, secret: str = SECRET) -
 
 @node_settings
 @given(
-    role=st.sampled_from(events.ROLES),
+    role=st.sampled_from(payloads.ROLES),
     message=text | long_text,
     session=text,
     agent=text,
@@ -48,14 +48,14 @@ def assert_node_accepts(node: NodeVerifier, body: bytes, secret: str = SECRET) -
 )
 def test_chat_push_bodies_verify_in_node(
     node: NodeVerifier,
-    role: events.Role,
+    role: payloads.Role,
     message: str,
     session: str,
     agent: str,
     when: float,
     stamp: float,
 ) -> None:
-    event = events.chat_push(
+    event = payloads.chat_push(
         event_id=new_id(),
         agent_id=agent,
         role=role,
@@ -72,7 +72,7 @@ def test_chat_push_bodies_verify_in_node(
 def test_room_join_bodies_verify_in_node(
     node: NodeVerifier, room: str, count: int, session: str, stamp: float
 ) -> None:
-    event = events.room_join(
+    event = payloads.room_join(
         event_id=new_id(),
         agent_id="agent",
         room_name=room,
@@ -109,7 +109,7 @@ def test_any_js_dumps_object_verifies_in_node(
 
 
 def test_whsec_secret_verifies_in_node(node: NodeVerifier) -> None:
-    body = events.room_join(
+    body = payloads.room_join(
         event_id=new_id(),
         agent_id="a",
         room_name="r",

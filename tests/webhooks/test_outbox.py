@@ -8,10 +8,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from webhooks import events
-from webhooks.events import EventIds
+from webhooks import payloads
 from webhooks.outbox import OutboxStore, Outcome
 from webhooks.outbox.sqlite_store import SQLiteOutbox
+from webhooks.payloads import EventIds
 
 new_id = EventIds().next
 
@@ -20,9 +20,9 @@ URLS = ["https://a.example/hook", "https://b.example/hook"]
 Factory = Callable[[], OutboxStore]
 
 
-def make_events(count: int, start: float = T0) -> list[events.Event]:
+def make_events(count: int, start: float = T0) -> list[payloads.Event]:
     return [
-        events.chat_push(
+        payloads.chat_push(
             event_id=new_id(),
             agent_id="a",
             role="user",

@@ -9,8 +9,8 @@ import hmac
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhooks import events
-from webhooks.events import EventIds
+from webhooks import payloads
+from webhooks.payloads import EventIds
 from webhooks.signatures import (
     Failure,
     sign_headers,
@@ -34,7 +34,7 @@ def documented_python_check(secret: str, payload: bytes, signature: str) -> bool
 
 
 def event_body() -> bytes:
-    return events.chat_push(
+    return payloads.chat_push(
         event_id=new_id(),
         agent_id="A1",
         role="user",

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from webhooks import events
-from webhooks.events import Event, EventIds
+from webhooks import payloads
 from webhooks.outbox.sqlite_store import SQLiteOutbox
+from webhooks.payloads import Event, EventIds
 from webhooks.writer import OutboxWriter
 
 new_id = EventIds().next
@@ -44,7 +44,7 @@ class FailingFirst:
 def chat(i: int) -> Callable[[], Event]:
     """What the emitter queues: the call that builds the event."""
     return partial(
-        events.chat_push,
+        payloads.chat_push,
         event_id=new_id(),
         agent_id="a",
         role="user",
@@ -85,7 +85,7 @@ async def test_an_event_that_cannot_be_built_is_dropped_not_fatal(tmp_path: Path
     writer.start()
     writer.put(
         partial(
-            events.chat_push,
+            payloads.chat_push,
             event_id="x",
             agent_id="a",
             role="bad",

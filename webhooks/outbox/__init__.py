@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from webhooks.events import Event
+from webhooks.payloads import Event
 from webhooks.settings import WebhookSettings
 
 

@@ -14,8 +14,8 @@ from typing import Any, Self, cast
 
 import redis
 
-from webhooks.events import Event
 from webhooks.outbox import DeadLetter, Delivery, Outcome, delivery_key
+from webhooks.payloads import Event
 
 _FIELDS = ("event_id", "event_type", "url", "body", "created_at", "attempts")
 _DEAD_FIELDS = (*_FIELDS, "last_status", "last_error")

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
-from webhooks.events import Event
 from webhooks.outbox import DeadLetter, Delivery, Outcome, delivery_key
+from webhooks.payloads import Event
 from webhooks.sqlite import connect, transaction
 
 _SCHEMA = """

@@ -1,8 +1,8 @@
-"""`python -m webhooks.deliver`: the long-lived deliverer, and the outbox's dead letters.
+"""`python -m webhooks`: the long-lived deliverer, and the outbox's dead letters.
 
-    python -m webhooks.deliver                 deliver until SIGTERM/SIGINT (the default)
-    python -m webhooks.deliver dead-letters    print dead-lettered deliveries as JSON lines
-    python -m webhooks.deliver requeue         give every dead letter a fresh set of attempts
+    python -m webhooks                 deliver until SIGTERM/SIGINT (the default)
+    python -m webhooks dead-letters    print dead-lettered deliveries as JSON lines
+    python -m webhooks requeue         give every dead letter a fresh set of attempts
 
 Job processes live only as long as their conversation, so retries that outlast a job (or
 events left behind by a crashed job) need a deliverer that stays up: this one, run next to the
@@ -30,12 +30,12 @@ from webhooks.deliverer import Deliverer
 from webhooks.outbox import open_outbox
 from webhooks.settings import WebhookSettings
 
-log = logs.get_logger("webhooks.deliver")
+log = logs.get_logger("webhooks")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m webhooks.deliver",
+        prog="python -m webhooks",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
