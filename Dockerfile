@@ -2,8 +2,8 @@
 #   agent worker (default):  python -m agent start
 #   token server:            python -m token_server
 #   Agent Context API:       python -m context_api
-#   webhook deliverer:       python -m webhooks.deliver
-#   webhook receiver:        python -m webhooks.receiver
+#   webhook deliverer:       python -m webhooks
+#   webhook receiver:        python -m webhook_receiver
 # BASE must provide Python 3.11+ with venv; the default is the official slim image. Offline builds
 # pass a locally bootstrapped Debian instead (docs/deployment.md, tests/test_docker_image.py).
 ARG BASE=python:3.11-slim
@@ -33,6 +33,7 @@ COPY common ./common
 COPY context_api ./context_api
 COPY token_server ./token_server
 COPY webhooks ./webhooks
+COPY webhook_receiver ./webhook_receiver
 COPY config ./config
 RUN pip install --no-deps . && mkdir -p /app/var && chown app /app/var
 

@@ -7,7 +7,7 @@
    on the loop; and the first calls of a conversation, each in a fresh process (a job process
    serves one conversation, so its first enqueues run cold code). Target: p99 <= 50 us.
 2. Sustained delivery rate: a deliverer draining a backlog to a receiver in its own process
-   (SQLite and Redis outboxes; a bare receiver and `python -m webhooks.receiver`), against
+   (SQLite and Redis outboxes; a bare receiver and `python -m webhook_receiver`), against
    posting events one at a time. Target: >= 1,000 events/s.
 3. Event-loop lag of the agent while the receiver is down (refusing connections, or accepting
    them and never answering), with a backlog being retried and new events arriving: with the
@@ -162,7 +162,7 @@ def our_receiver(port: int, workdir: Path) -> Any:
             "WEBHOOK_RECEIVER_QUEUE_SIZE": "1000000",
         }
     )
-    return running([sys.executable, "-m", "webhooks.receiver"], env, port)
+    return running([sys.executable, "-m", "webhook_receiver"], env, port)
 
 
 def standalone_deliverer(cfg: WebhookSettings) -> Any:
@@ -350,7 +350,7 @@ async def bench_delivery(workdir: Path, count: int, redis_url: str | None) -> No
             workdir / "drain-ours.db", f"http://127.0.0.1:{port}/hook", WEBHOOK_CONCURRENCY=64
         )
         rate = await drain_rate(cfg, count)
-        results.append(("deliverer -> python -m webhooks.receiver, c64", rate))
+        results.append(("deliverer -> python -m webhook_receiver, c64", rate))
     for label, rate in results:
         row(label, f"{rate:,.0f}", f"{rate / naive:.1f}x")
     best = max(rate for _, rate in results[1:])

@@ -1,7 +1,7 @@
 """room.join and chat.push webhooks: signed, JS-compatible bodies, a durable outbox, delivery.
 
 The agent uses `WebhookEmitter`; `python -m webhooks` runs a long-lived deliverer;
-`webhooks.signatures.verify_webhook` and `python -m webhooks.receiver` are for receivers.
+`webhooks.signatures.verify_webhook` and `python -m webhook_receiver` are for receivers.
 """
 
 from webhooks.emitter import WebhookEmitter

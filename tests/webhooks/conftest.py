@@ -1,4 +1,4 @@
-"""Fixtures for the webhook tests: a fake clock, a recording receiver, Redis, Node."""
+"""Fixtures for the webhook sender tests: a fake clock, a recording receiver, Redis, Node."""
 
 from __future__ import annotations
 
@@ -227,17 +227,6 @@ class NodeVerifier:
         if self._proc.stdin is not None:
             self._proc.stdin.close()
         self._proc.wait(timeout=10)
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Any]:
-    """A receiver app (see receiver_harness), closed after the test."""
-    from tests.webhooks.receiver_harness import recording_harness
-
-    h = recording_harness(tmp_path)
-    yield h
-    if h.client is not None:
-        await h.client.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from common.settings import load_settings
 from tests.conftest import settings_of
-from webhooks.receiver.settings import ReceiverSettings
+from webhook_receiver.settings import ReceiverSettings
 from webhooks.settings import WebhookSettings
 
 

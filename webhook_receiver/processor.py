@@ -24,13 +24,13 @@ from enum import StrEnum
 from typing import Any, cast
 
 from common.logs import get_logger
+from webhook_receiver.metrics import ReceiverMetrics
+from webhook_receiver.router import NamedHandler, ReceivedEvent, Router
+from webhook_receiver.store import DeadLetter, ReceiverStore, StoredEvent
 from webhooks.clock import SYSTEM_CLOCK, Clock
-from webhooks.receiver.metrics import ReceiverMetrics
-from webhooks.receiver.router import NamedHandler, ReceivedEvent, Router
-from webhooks.receiver.store import DeadLetter, ReceiverStore, StoredEvent
 from webhooks.worker_thread import WorkerThread
 
-log = get_logger("webhooks.receiver")
+log = get_logger("webhook_receiver")
 
 DAY_S = 24 * 3600.0
 

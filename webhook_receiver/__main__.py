@@ -1,8 +1,8 @@
-"""`python -m webhooks.receiver`: the example receiver, and its dead letters.
+"""`python -m webhook_receiver`: the example receiver, and its dead letters.
 
-    python -m webhooks.receiver                 serve (the default)
-    python -m webhooks.receiver dead-letters    print failed handler runs as JSON lines
-    python -m webhooks.receiver requeue         give parked dead letters a fresh set of attempts
+    python -m webhook_receiver                 serve (the default)
+    python -m webhook_receiver dead-letters    print failed handler runs as JSON lines
+    python -m webhook_receiver requeue         give parked dead letters a fresh set of attempts
 
 Handlers come from WEBHOOK_RECEIVER_HANDLERS (`module:attribute` naming a Router); without it
 every event is logged, which is handy to watch an agent's webhooks during development.
@@ -18,13 +18,13 @@ from aiohttp import web
 
 from common import logs
 from common.settings import fail, load_settings
+from webhook_receiver.app import create_app
+from webhook_receiver.router import ALL_EVENTS, ReceivedEvent, Router, load_router
+from webhook_receiver.settings import ReceiverSettings
+from webhook_receiver.store import ReceiverStore
 from webhooks.clock import SYSTEM_CLOCK
-from webhooks.receiver.app import create_app
-from webhooks.receiver.router import ALL_EVENTS, ReceivedEvent, Router, load_router
-from webhooks.receiver.settings import ReceiverSettings
-from webhooks.receiver.store import ReceiverStore
 
-log = logs.get_logger("webhooks.receiver")
+log = logs.get_logger("webhook_receiver")
 
 
 _MAX_LOGGED_TEXT = 200
@@ -68,7 +68,7 @@ def _text(value: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m webhooks.receiver",
+        prog="python -m webhook_receiver",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -11,13 +11,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import settings_of
+from tests.webhook_receiver.harness import SECRET, T0, Harness, body_for, signed
 from tests.webhooks.conftest import eventually, sender_settings
-from tests.webhooks.receiver_harness import SECRET, T0, Harness, body_for, signed
+from webhook_receiver import ReceivedEvent, ReceiverSettings, Router, create_app
+from webhook_receiver.app import event_fingerprint
+from webhook_receiver.router import load_router
+from webhook_receiver.store import ReceiverStore, StoredEvent
 from webhooks.emitter import WebhookEmitter
-from webhooks.receiver import ReceivedEvent, ReceiverSettings, Router, create_app
-from webhooks.receiver.app import event_fingerprint
-from webhooks.receiver.router import load_router
-from webhooks.receiver.store import ReceiverStore, StoredEvent
 from webhooks.signatures import BITHUMAN_HEADER
 
 
@@ -248,12 +248,12 @@ async def test_end_to_end_from_the_emitter(harness: Harness) -> None:
 
 
 def test_handlers_load_from_a_module_path() -> None:
-    router = load_router("tests.webhooks.test_receiver:EXAMPLE_ROUTER")
+    router = load_router("tests.webhook_receiver.test_receiver:EXAMPLE_ROUTER")
     assert router is EXAMPLE_ROUTER
-    with pytest.raises(ValueError, match=r"not a webhooks\.receiver\.Router"):
-        load_router("tests.webhooks.test_receiver:SECRET")
+    with pytest.raises(ValueError, match=r"not a webhook_receiver\.Router"):
+        load_router("tests.webhook_receiver.test_receiver:SECRET")
     with pytest.raises(ValueError, match="cannot load"):
-        load_router("tests.webhooks.nope:router")
+        load_router("tests.webhook_receiver.nope:router")
 
 
 EXAMPLE_ROUTER = Router()

@@ -34,13 +34,13 @@ from common.web import (
     error_middleware,
     error_response,
 )
+from webhook_receiver.metrics import ReceiverMetrics
+from webhook_receiver.processor import Processor, Receipt
+from webhook_receiver.router import Router
+from webhook_receiver.settings import ReceiverSettings
+from webhook_receiver.store import ReceiverStore
 from webhooks.clock import SYSTEM_CLOCK, Clock
 from webhooks.metrics import metrics_on
-from webhooks.receiver.metrics import ReceiverMetrics
-from webhooks.receiver.processor import Processor, Receipt
-from webhooks.receiver.router import Router
-from webhooks.receiver.settings import ReceiverSettings
-from webhooks.receiver.store import ReceiverStore
 from webhooks.signatures import verify_webhook
 
 PROCESSOR = web.AppKey("processor", Processor)

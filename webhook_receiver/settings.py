@@ -1,4 +1,4 @@
-"""Settings of the example receiver, `python -m webhooks.receiver` (`WEBHOOK_RECEIVER_*`)."""
+"""Settings of the example receiver, `python -m webhook_receiver` (`WEBHOOK_RECEIVER_*`)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class ReceiverSettings(LoggingSettings):
         None,
         pattern=r"^[\w.]+:[\w.]+$",
         validation_alias="WEBHOOK_RECEIVER_HANDLERS",
-        description="`module:attribute` naming a webhooks.receiver.Router.",
+        description="`module:attribute` naming a webhook_receiver.Router.",
         json_schema_extra={"hint": "for example myapp.hooks:router"},
     )
     workers: int = Field(4, ge=1, le=256, validation_alias="WEBHOOK_RECEIVER_WORKERS")

@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry
 
 from common.logs import formatter
 from tests.conftest import settings_of
-from webhooks.receiver import ReceiverSettings, create_app
-from webhooks.receiver.__main__ import logging_router
+from webhook_receiver import ReceiverSettings, create_app
+from webhook_receiver.__main__ import logging_router
 
 SECRET = "fuzz-secret-0123456789"
 MAX_BODY = 4096
@@ -97,7 +97,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
     recorder = _Recorder()
     root = logging.getLogger()
-    receiver_log = logging.getLogger("webhooks.receiver")
+    receiver_log = logging.getLogger("webhook_receiver")
     old_level = receiver_log.level
     receiver_log.setLevel(logging.INFO)  # the logging handler's lines get formatted too
     root.addHandler(recorder)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.webhooks.receiver_harness import SECRET, T0, Harness, body_for, signed
-from webhooks.receiver import ReceivedEvent
-from webhooks.receiver.__main__ import logging_router
-from webhooks.receiver.store import ReceiverStore, StoredEvent
+from tests.webhook_receiver.harness import SECRET, T0, Harness, body_for, signed
+from webhook_receiver import ReceivedEvent
+from webhook_receiver.__main__ import logging_router
+from webhook_receiver.store import ReceiverStore, StoredEvent
 from webhooks.signatures import BITHUMAN_HEADER, bithuman_signature
 
 TTL = 7 * 24 * 3600.0
@@ -189,7 +189,7 @@ async def test_webhook_ids_that_cannot_be_stored_are_malformed(harness: Harness)
 async def test_the_default_handler_logs_any_data_field_names(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="webhooks.receiver")
+    caplog.set_level(logging.INFO, logger="webhook_receiver")
     harness.router = logging_router()
     await harness.start()
     data = {

@@ -94,5 +94,5 @@ def load_router(spec: str) -> Router:
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"cannot load {spec}: {exc}") from exc
     if not isinstance(target, Router):
-        raise ValueError(f"{spec} is a {type(target).__name__}, not a webhooks.receiver.Router")
+        raise ValueError(f"{spec} is a {type(target).__name__}, not a webhook_receiver.Router")
     return target

@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry
 
 from tests.conftest import settings_of
 from tests.webhooks.conftest import ManualClock
+from webhook_receiver import ReceivedEvent, ReceiverSettings, Router, create_app
+from webhook_receiver.app import PROCESSOR
+from webhook_receiver.processor import Processor
 from webhooks import payloads
 from webhooks.payloads import EventIds
-from webhooks.receiver import ReceivedEvent, ReceiverSettings, Router, create_app
-from webhooks.receiver.app import PROCESSOR
-from webhooks.receiver.processor import Processor
 from webhooks.signatures import sign_headers
 
 new_id = EventIds().next
