@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 
-from agent.settings import AgentSettings
+from agent.settings import AgentSettings, LiveKitCredentials
 from common import logs, noise
 from common.settings import EXIT_CONFIG_ERROR, fail, load_settings
 from webhooks.settings import WebhookSettings
@@ -17,17 +17,12 @@ NEEDS_SETTINGS = NEEDS_SERVER | {"console"}
 WORKER_COMMANDS = {"dev", "start"}  # console and connect keep livekit's terminal UI
 
 
-def check_credentials(settings: AgentSettings) -> None:
+def check_credentials(credentials: LiveKitCredentials) -> None:
     """A refused key can never connect: say so now instead of after minutes of retries."""
     from agent.livekit_check import refusal
 
-    assert settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret
     refused = asyncio.run(
-        refusal(
-            settings.livekit_url,
-            settings.livekit_api_key,
-            settings.livekit_api_secret.get_secret_value(),
-        )
+        refusal(credentials.url, credentials.api_key, credentials.api_secret.get_secret_value())
     )
     if refused:
         fail(f"configuration error: {refused}")
@@ -56,11 +51,10 @@ def main(argv: list[str]) -> None:
     if command in NEEDS_SETTINGS and "--help" not in argv:
         settings = load_settings(AgentSettings)
         webhook_settings = load_settings(WebhookSettings)
-        if command in NEEDS_SERVER:
-            settings.require_livekit()
+        credentials = settings.require_livekit() if command in NEEDS_SERVER else None
         settings.check_files()
-        if command in NEEDS_SERVER:
-            check_credentials(settings)
+        if credentials is not None:
+            check_credentials(credentials)
         if command == "console":
             check_console(settings)
         logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
@@ -73,7 +67,7 @@ def main(argv: list[str]) -> None:
     # imported only now, so a configuration error answers before livekit's heavy imports
     from livekit.agents import cli
 
-    from agent.events import deliver_from_worker
+    from agent.webhook_events import deliver_from_worker
     from agent.worker import build_server
 
     # --help and download-files need no credentials: build the server from the defaults

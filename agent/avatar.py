@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
-from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, JobProcess, room_io
+from livekit.agents import NOT_GIVEN, AgentSession, APIConnectOptions, room_io
 from livekit.agents.voice.avatar import AvatarSession
 
 # RoomIO's own voice track, the one an audio-only session publishes; livekit offers no public
@@ -24,46 +24,54 @@ from livekit.agents.voice.room_io._output import _ParticipantAudioOutput
 
 from agent.dynamics import AvatarRpc, Dynamics, LocalRuntime
 from agent.dynamics.sender import GestureTarget
-from agent.settings import AgentSettings, AvatarMode
+from agent.process_state import ProcessState
+from agent.settings import (
+    AgentSettings,
+    Avatar,
+    AvatarMode,
+    CloudAvatar,
+    LocalAvatar,
+    NoAvatar,
+    PlaceholderFace,
+)
 from bithuman_client import BithumanClient
 from common.logs import describe, get_logger
 
 if TYPE_CHECKING:
+    from bithuman import AsyncBithuman
     from livekit.plugins import bithuman
 
 log = get_logger("agent.avatar")
 
-RUNTIME_KEY = "bithuman_runtime"
 # The plugin retries its session request itself; keep that short, our timeout bounds it all.
 _PLUGIN_CONN = APIConnectOptions(max_retry=2, retry_interval=1.0, timeout=10.0)
 
 
-def prewarm_avatar(proc: JobProcess, settings: AgentSettings) -> None:
-    """Import the plugin on the process's main thread, and load a local runtime once (or draw
-    the placeholder's face once)."""
-    if settings.avatar_mode is AvatarMode.NONE:
-        return
-    if settings.avatar_mode is AvatarMode.PLACEHOLDER:
-        from agent.placeholder import prewarm_placeholder
+def prewarm_avatar(avatar: Avatar) -> AsyncBithuman | None:
+    """Import the plugin on the process's main thread, and load a local runtime once (returned)
+    or draw the placeholder's face once."""
+    match avatar:
+        case NoAvatar():
+            return None
+        case PlaceholderFace():
+            from agent.placeholder import prewarm_placeholder
 
-        prewarm_placeholder()
-        return
+            prewarm_placeholder()
+            return None
     from livekit.plugins import bithuman  # noqa: F401  (plugins register on the main thread)
 
     _route_loguru_to_logging()
+    if not isinstance(avatar, LocalAvatar):
+        return None
+    from bithuman import AsyncBithuman
 
-    if settings.avatar_mode is AvatarMode.LOCAL:
-        from bithuman import AsyncBithuman
-
-        assert settings.bithuman_model_path and settings.bithuman_api_secret
-        runtime = asyncio.run(
-            AsyncBithuman.create(
-                model_path=str(settings.bithuman_model_path),
-                api_secret=settings.bithuman_api_secret.get_secret_value(),
-            )
+    runtime = asyncio.run(
+        AsyncBithuman.create(
+            model_path=str(avatar.model_path), api_secret=avatar.api_secret.get_secret_value()
         )
-        proc.userdata[RUNTIME_KEY] = runtime
-        log.info("bithuman runtime loaded", model_path=str(settings.bithuman_model_path))
+    )
+    log.info("bithuman runtime loaded", model_path=str(avatar.model_path))
+    return runtime
 
 
 def _route_loguru_to_logging() -> None:
@@ -81,63 +89,65 @@ def _route_loguru_to_logging() -> None:
     loguru_logger.add(sink, level="INFO", format="{message}")
 
 
-async def _cloud_avatar(settings: AgentSettings, room_name: str) -> bithuman.AvatarSession:
+async def _cloud_avatar(
+    avatar: CloudAvatar, settings: AgentSettings, room_name: str
+) -> bithuman.AvatarSession:
     from livekit.plugins import bithuman
 
-    assert settings.bithuman_api_secret is not None and settings.livekit_url is not None
+    if settings.livekit_url is None:  # the avatar service joins this server's room
+        raise ValueError("a cloud avatar needs LIVEKIT_URL")
     async with BithumanClient(
-        settings.bithuman_api_secret.get_secret_value(), base_url=settings.bithuman_rest_url
+        avatar.api_secret.get_secret_value(), base_url=settings.bithuman_rest_url
     ) as client:
         token = await client.mint_runtime_token(
-            room_name=room_name,
-            livekit_url=settings.livekit_url,
-            agent_code=settings.bithuman_avatar_id,
+            room_name=room_name, livekit_url=settings.livekit_url, agent_code=avatar.avatar_id
         )
     return bithuman.AvatarSession(
         api_secret=token.scoped_token,
         api_url=settings.bithuman_api_url or NOT_GIVEN,
-        avatar_id=settings.bithuman_avatar_id or NOT_GIVEN,
-        avatar_image=settings.bithuman_avatar_image or NOT_GIVEN,
-        model=settings.bithuman_model or NOT_GIVEN,
+        avatar_id=avatar.avatar_id or NOT_GIVEN,
+        avatar_image=avatar.avatar_image or NOT_GIVEN,
+        model=avatar.model or NOT_GIVEN,
         avatar_participant_identity=settings.avatar_identity,
         conn_options=_PLUGIN_CONN,
     )
 
 
-def _local_avatar(settings: AgentSettings, proc: JobProcess) -> bithuman.AvatarSession:
+def _local_avatar(avatar: LocalAvatar, state: ProcessState) -> bithuman.AvatarSession:
     from livekit.plugins import bithuman
 
-    assert settings.bithuman_api_secret is not None
     return bithuman.AvatarSession(
-        model_path=str(settings.bithuman_model_path),
-        api_secret=settings.bithuman_api_secret.get_secret_value(),
-        runtime=proc.userdata.get(RUNTIME_KEY) or NOT_GIVEN,
+        model_path=str(avatar.model_path),
+        api_secret=avatar.api_secret.get_secret_value(),
+        runtime=state.bithuman_runtime or NOT_GIVEN,
     )
 
 
 async def start_avatar(
-    session: AgentSession[Any], room: rtc.Room, proc: JobProcess, settings: AgentSettings
+    session: AgentSession[Any], room: rtc.Room, state: ProcessState
 ) -> AvatarSession[Any] | None:
     """Start the configured avatar and wait until it has joined; None means audio-only.
 
     Runs inside a job context (the plugin reads the agent's identity from it) after the room
     is connected, before the session starts.
     """
-    mode = settings.avatar_mode
-    if mode is AvatarMode.NONE:
-        return None
+    settings = state.settings
+    chosen = settings.avatar
+    match chosen:
+        case NoAvatar():
+            return None
+        case PlaceholderFace():
+            return await _placeholder_avatar(session, room)
 
-    if mode is AvatarMode.PLACEHOLDER:
-        return await _placeholder_avatar(session, room)
-
+    mode = chosen.mode
     avatar: AvatarSession[Any] | None = None
     stage = "start"
     try:
         async with asyncio.timeout(settings.avatar_start_timeout):
-            if mode is AvatarMode.LOCAL:
-                avatar = _local_avatar(settings, proc)
+            if isinstance(chosen, LocalAvatar):
+                avatar = _local_avatar(chosen, state)
             else:
-                avatar = await _cloud_avatar(settings, room.name)
+                avatar = await _cloud_avatar(chosen, settings, room.name)
             await avatar.start(
                 session,
                 room,
@@ -200,15 +210,17 @@ async def start_gestures(
     """Keyword gestures for a running session: RPCs to a cloud avatar, or the local runtime."""
     if avatar is None or not settings.dynamics_enabled:
         return None
-    if settings.avatar_mode is AvatarMode.PLACEHOLDER:
+    if isinstance(settings.avatar, PlaceholderFace):
         from agent.placeholder import PlaceholderAvatar, start_placeholder_gestures
 
-        assert isinstance(avatar, PlaceholderAvatar)
+        if not isinstance(avatar, PlaceholderAvatar):
+            raise TypeError(f"the placeholder mode started a {type(avatar).__name__}")
         return await start_placeholder_gestures(session, avatar, settings)
-    if settings.avatar_mode is AvatarMode.LOCAL:
+    if isinstance(settings.avatar, LocalAvatar):
         from livekit.plugins import bithuman
 
-        assert isinstance(avatar, bithuman.AvatarSession)
+        if not isinstance(avatar, bithuman.AvatarSession):
+            raise TypeError(f"the local mode started a {type(avatar).__name__}")
         target: GestureTarget = LocalRuntime(avatar.runtime)
     else:
         target = AvatarRpc(

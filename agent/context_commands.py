@@ -41,8 +41,8 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, llm
 
-from agent.events import webhook_agent_id
 from agent.settings import AgentSettings
+from agent.webhook_events import webhook_agent_id
 from common.logs import describe, get_logger
 from context_api.wire import (
     ACCEPTS_VERSION,
@@ -126,13 +126,15 @@ class ContextCommands:
         """Take commands in `room` (connected) from now on; None when CONTEXT_COMMANDS is off."""
         if not settings.context_commands:
             return None
-        assert settings.livekit_api_key and settings.livekit_api_secret  # `start` requires them
+        credentials = settings.livekit
+        if credentials is None:  # commands are signed with these; `start` requires them
+            raise ValueError("context commands need LIVEKIT_API_KEY and LIVEKIT_API_SECRET")
         return await cls.attach(
             room,
             session,
             agent,
-            api_key=settings.livekit_api_key,
-            api_secret=settings.livekit_api_secret.get_secret_value(),
+            api_key=credentials.api_key,
+            api_secret=credentials.api_secret.get_secret_value(),
             agent_code=webhook_agent_id(settings),
         )
 

@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from livekit.agents import AgentSession, JobContext, room_io
-from livekit.agents.voice.events import CloseEvent, ErrorEvent
+from livekit.agents import JobContext, room_io
 
 from agent.avatar import VoiceFallback, start_avatar, start_gestures
 from agent.context_commands import ContextCommands
-from agent.events import ConversationEvents
+from agent.job_watch import watch
+from agent.process_state import process_state
 from agent.session import build_agent, build_session
-from agent.settings import AgentSettings
 from agent.usage import UsageTracker
-from common.logs import describe, get_logger
+from agent.webhook_events import ConversationEvents
+from common.logs import get_logger
 
 log = get_logger("agent.job")
-
-SETTINGS_KEY = "settings"
-WEBHOOKS_KEY = "webhook_settings"
-VAD_KEY = "vad"
 
 T = TypeVar("T")
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    settings: AgentSettings = ctx.proc.userdata[SETTINGS_KEY]
+    state = process_state(ctx.proc)
+    settings = state.settings
     ctx.log_context_fields = {"room": ctx.job.room.name, "job_id": ctx.job.id}
 
-    session = build_session(settings, vad_model=ctx.proc.userdata.get(VAD_KEY))
+    session = build_session(settings, vad_model=state.vad)
     agent = build_agent(settings)
     usage = UsageTracker(session)
     watch(ctx, session, usage)
@@ -45,7 +41,7 @@ async def entrypoint(ctx: JobContext) -> None:
         )
         if commands is not None:
             ctx.add_shutdown_callback(lambda _reason: commands.aclose())
-        avatar = await start_avatar(session, ctx.room, ctx.proc, settings)
+        avatar = await start_avatar(session, ctx.room, state)
 
     # before the session starts, so that the greeting is already a chat.push
     events = await optional(
@@ -54,7 +50,7 @@ async def entrypoint(ctx: JobContext) -> None:
             ctx.room,
             session,
             settings,
-            ctx.proc.userdata[WEBHOOKS_KEY],
+            state.webhooks,
             session_id=ctx.job.id,
             deliver_here=ctx.is_fake_job(),
         ),
@@ -97,50 +93,3 @@ async def optional(feature: str, starting: Awaitable[T]) -> T | None:
     except Exception:
         log.exception("feature unavailable for this session", feature=feature)
         return None
-
-
-def watch(ctx: JobContext, session: AgentSession[Any], usage: UsageTracker) -> None:
-    """Log errors, end the job when the session ends, and log the session's usage."""
-    ending: set[asyncio.Task[None]] = set()
-
-    async def end_job(reason: str) -> None:
-        # livekit-agents 1.8.9 emits no `close` after an unrecoverable realtime error, and its
-        # aclose() then re-raises that error, which would skip the job's shutdown callbacks
-        # (avatar removal, this usage line): close the session here, where we can catch it.
-        try:
-            await session.aclose()
-        except Exception as exc:
-            log.debug("session close raised", error=describe(exc))
-        ctx.shutdown(reason=reason)
-
-    def on_error(ev: ErrorEvent) -> None:
-        error = ev.error
-        recoverable = bool(getattr(error, "recoverable", False))
-        cause = getattr(error, "error", error)
-        log.warning(
-            "session error",
-            source=type(ev.source).__name__,
-            error=describe(cause),
-            recoverable=recoverable,
-        )
-        if not recoverable and not ending:
-            task = asyncio.create_task(end_job(f"unrecoverable {type(ev.source).__name__} error"))
-            ending.add(task)
-
-    def on_close(ev: CloseEvent) -> None:
-        log.info(
-            "session closed",
-            reason=ev.reason.value,
-            error=str(ev.error.error) if ev.error else None,
-        )
-        ctx.shutdown(reason=f"session closed: {ev.reason.value}")
-
-    async def on_shutdown(reason: str) -> None:
-        session.off("error", on_error)
-        session.off("close", on_close)
-        usage.detach()
-        log.info("session usage", shutdown_reason=reason, **usage.summary())
-
-    session.on("error", on_error)
-    session.on("close", on_close)
-    ctx.add_shutdown_callback(on_shutdown)

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from agent.dynamics.settings import AVATAR_IDENTITY, DynamicsSettings
@@ -72,6 +80,51 @@ class AvatarMode(StrEnum):
 AvatarChoice = Literal["auto", "bithuman-cloud", "bithuman-local", "placeholder", "none"]
 
 
+# The avatar a job runs, resolved once from the settings with everything its mode needs, so code
+# that starts one matches on the type instead of re-checking which optional values are set.
+@dataclass(frozen=True)
+class NoAvatar:
+    mode: ClassVar[AvatarMode] = AvatarMode.NONE
+
+
+@dataclass(frozen=True)
+class PlaceholderFace:
+    mode: ClassVar[AvatarMode] = AvatarMode.PLACEHOLDER
+
+
+@dataclass(frozen=True)
+class CloudAvatar:
+    """Rendered by bitHuman's servers, from an agent code or a portrait (exactly one is set)."""
+
+    api_secret: SecretStr
+    avatar_id: str | None
+    avatar_image: str | None
+    model: BithumanModel | None
+
+    @property
+    def mode(self) -> AvatarMode:
+        return AvatarMode.CLOUD_AGENT if self.avatar_id else AvatarMode.CLOUD_IMAGE
+
+
+@dataclass(frozen=True)
+class LocalAvatar:
+    """An .imx model rendered in the job process by the bitHuman SDK."""
+
+    model_path: Path
+    api_secret: SecretStr
+    mode: ClassVar[AvatarMode] = AvatarMode.LOCAL
+
+
+Avatar = NoAvatar | PlaceholderFace | CloudAvatar | LocalAvatar
+
+
+@dataclass(frozen=True)
+class LiveKitCredentials:
+    url: str
+    api_key: str
+    api_secret: SecretStr
+
+
 class AgentSettings(DynamicsSettings):
     """Everything the worker reads; the gesture settings (and the bitHuman secret and REST
     URL, which gestures need too) come from `DynamicsSettings`."""
@@ -104,6 +157,8 @@ class AgentSettings(DynamicsSettings):
         validation_alias=AliasChoices("AVATAR_MODE", "avatar_choice"),
         description="auto | bithuman-cloud | bithuman-local | placeholder | none",
     )
+
+    _avatar: Avatar = PrivateAttr(default_factory=NoAvatar)  # set by _resolve_avatar
 
     # --- bitHuman avatar -------------------------------------------------------------------------
     bithuman_avatar_id: str | None = None
@@ -229,8 +284,18 @@ class AgentSettings(DynamicsSettings):
         return value
 
     @model_validator(mode="after")
-    def _one_avatar_source(self) -> Self:
+    def _resolve_avatar(self) -> Self:
+        self._avatar = self._avatar_from_values()
+        return self
+
+    def _avatar_from_values(self) -> Avatar:
+        """AVATAR_MODE resolved: `auto` and the bithuman-* choices read the BITHUMAN_* values
+        (at most one of ID, IMAGE, MODEL_PATH; none of them = no avatar under `auto`)."""
         choice = self.avatar_choice
+        if choice == "placeholder":
+            return PlaceholderFace()
+        if choice == "none":
+            return NoAvatar()  # the BITHUMAN_* avatar values are not used
         if choice == "bithuman-cloud" and not (
             self.bithuman_avatar_id or self.bithuman_avatar_image
         ):
@@ -243,8 +308,6 @@ class AgentSettings(DynamicsSettings):
                 "AVATAR_MODE=bithuman-local needs BITHUMAN_MODEL_PATH, an .imx model file "
                 "(or set AVATAR_MODE=placeholder for a local face that needs no credits)"
             )
-        if choice in ("placeholder", "none"):
-            return self  # the BITHUMAN_* avatar values are not used
         sources = [
             name
             for name, value in (
@@ -254,29 +317,33 @@ class AgentSettings(DynamicsSettings):
             )
             if value is not None
         ]
+        if not sources:
+            return NoAvatar()
         if len(sources) > 1:
             raise ValueError(f"set only one of {' and '.join(sources)}")
-        if sources and self.bithuman_api_secret is None:
+        secret = self.bithuman_api_secret
+        if secret is None:
             raise ValueError(f"BITHUMAN_API_SECRET is required with {sources[0]} ({BITHUMAN_HINT})")
-        if self.bithuman_model is not None and self.avatar_mode is AvatarMode.LOCAL:
-            raise ValueError("BITHUMAN_MODEL applies to cloud avatars; a .imx file fixes its model")
-        return self
+        if self.bithuman_model_path is not None:
+            if self.bithuman_model is not None:
+                raise ValueError(
+                    "BITHUMAN_MODEL applies to cloud avatars; a .imx file fixes its model"
+                )
+            return LocalAvatar(model_path=self.bithuman_model_path, api_secret=secret)
+        return CloudAvatar(
+            api_secret=secret,
+            avatar_id=self.bithuman_avatar_id,
+            avatar_image=self.bithuman_avatar_image,
+            model=self.bithuman_model,
+        )
+
+    @property
+    def avatar(self) -> Avatar:
+        return self._avatar
 
     @property
     def avatar_mode(self) -> AvatarMode:
-        """AVATAR_MODE resolved: `auto` and the bithuman-* choices read the BITHUMAN_* values
-        (set at most one of ID, IMAGE, MODEL_PATH; none of them = no avatar under `auto`)."""
-        if self.avatar_choice == "placeholder":
-            return AvatarMode.PLACEHOLDER
-        if self.avatar_choice == "none":
-            return AvatarMode.NONE
-        if self.bithuman_avatar_id:
-            return AvatarMode.CLOUD_AGENT
-        if self.bithuman_avatar_image:
-            return AvatarMode.CLOUD_IMAGE
-        if self.bithuman_model_path:
-            return AvatarMode.LOCAL
-        return AvatarMode.NONE
+        return self._avatar.mode
 
     @property
     def gesture_agent_id(self) -> str | None:
@@ -326,22 +393,32 @@ class AgentSettings(DynamicsSettings):
             except KeymapError as exc:
                 fail(f"configuration error: DYNAMICS_MAP_PATH: {exc}")
 
-    def require_livekit(self) -> None:
-        """`dev`/`start` need a server; `console` does not. Exit 2 naming what is missing."""
-        missing = [
-            name
-            for name, value in (
-                ("LIVEKIT_URL", self.livekit_url),
-                ("LIVEKIT_API_KEY", self.livekit_api_key),
-                ("LIVEKIT_API_SECRET", self.livekit_api_secret),
+    @property
+    def livekit(self) -> LiveKitCredentials | None:
+        """The server and its credentials; None unless all three are set (console needs none)."""
+        if self.livekit_url and self.livekit_api_key and self.livekit_api_secret:
+            return LiveKitCredentials(
+                self.livekit_url, self.livekit_api_key, self.livekit_api_secret
             )
-            if not value
-        ]
-        if missing:
+        return None
+
+    def require_livekit(self) -> LiveKitCredentials:
+        """`dev`/`start` need a server; `console` does not. Exit 2 naming what is missing."""
+        credentials = self.livekit
+        if credentials is None:
+            missing = [
+                name
+                for name, value in (
+                    ("LIVEKIT_URL", self.livekit_url),
+                    ("LIVEKIT_API_KEY", self.livekit_api_key),
+                    ("LIVEKIT_API_SECRET", self.livekit_api_secret),
+                )
+                if not value
+            ]
             fail(f"configuration error: {', '.join(missing)} not set ({LIVEKIT_HINT})")
-        assert self.livekit_url is not None
-        if not self.livekit_url.startswith(("ws://", "wss://", "http://", "https://")):
+        if not credentials.url.startswith(("ws://", "wss://", "http://", "https://")):
             fail(
-                f"configuration error: LIVEKIT_URL is invalid: {self.livekit_url!r} "
+                f"configuration error: LIVEKIT_URL is invalid: {credentials.url!r} "
                 "(expected wss://your-project.livekit.cloud or ws://localhost:7880)"
             )
+        return credentials

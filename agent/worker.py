@@ -12,7 +12,8 @@ from livekit.plugins import silero
 from agent.admission import load_function, load_threshold
 from agent.avatar import prewarm_avatar
 from agent.dynamics import warm_up
-from agent.entrypoint import SETTINGS_KEY, VAD_KEY, WEBHOOKS_KEY, entrypoint
+from agent.entrypoint import entrypoint
+from agent.process_state import ProcessState
 from agent.settings import AgentSettings, AvatarMode
 from common import logs, noise
 from common.logs import describe
@@ -31,14 +32,16 @@ def prewarm(proc: JobProcess) -> None:
     webhook_settings = load_settings(WebhookSettings)
     logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
     logs.configure_structlog()
-    proc.userdata[SETTINGS_KEY] = settings
-    proc.userdata[WEBHOOKS_KEY] = webhook_settings
-    if settings.agent_local_vad:  # else barge-ins come from the realtime model's turn detection
-        proc.userdata[VAD_KEY] = silero.VAD.load()
+    ProcessState(
+        settings,
+        webhook_settings,
+        # else barge-ins come from the realtime model's turn detection
+        vad=silero.VAD.load() if settings.agent_local_vad else None,
+        bithuman_runtime=prewarm_avatar(settings.avatar),
+    ).attach(proc)
     # the first realtime connection of a job would otherwise parse the whole CA bundle on the
     # event loop (170-600 ms measured by benchmarks/e2e_latency_bench.py); livekit caches it
     http_context._create_ssl_context()
-    prewarm_avatar(proc, settings)
     if settings.avatar_mode is not AvatarMode.NONE and settings.dynamics_enabled:
         warm_up()  # the gesture matcher's Unicode tables, once per process
     # what prewarm loaded lives as long as the process: keep the collector from re-scanning it

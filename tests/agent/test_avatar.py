@@ -9,13 +9,12 @@ import pytest
 
 from agent.avatar import prewarm_avatar
 from agent.settings import AgentSettings
-from tests.fakes.bithuman_api import ACCOUNT_SECRET
+from devkit.bithuman_api import ACCOUNT_SECRET
 
 
 def test_prewarm_routes_the_bithuman_sdk_logs_into_ours(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from livekit.agents import JobExecutorType, JobProcess
     from loguru import logger as loguru_logger
 
     settings = AgentSettings(
@@ -24,8 +23,7 @@ def test_prewarm_routes_the_bithuman_sdk_logs_into_ours(
         bithuman_api_secret=ACCOUNT_SECRET,
         bithuman_avatar_id="A12BCD3456",
     )
-    proc = JobProcess(executor_type=JobExecutorType.THREAD, user_arguments=None, http_proxy=None)
-    prewarm_avatar(proc, settings)
+    assert prewarm_avatar(settings.avatar) is None  # a cloud avatar has no runtime to load
     with caplog.at_level(logging.INFO):
         loguru_logger.warning("runtime token refresh failed")
     (record,) = [r for r in caplog.records if r.name == "bithuman"]

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.settings import AgentSettings, AvatarMode
+from agent.settings import (
+    AgentSettings,
+    AvatarMode,
+    CloudAvatar,
+    LocalAvatar,
+    NoAvatar,
+    PlaceholderFace,
+)
 from common.settings import EXIT_CONFIG_ERROR
 from tests.agent.test_settings import GOOD, run_agent
 
@@ -98,3 +105,36 @@ def test_an_explicit_mode_without_its_settings_is_one_line_and_exit_2(
     assert lines[0].startswith("configuration error: ") and expected in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert SECRET["BITHUMAN_API_SECRET"] not in result.stderr + result.stdout
+
+
+def test_the_resolved_avatar_carries_what_its_mode_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud = settings(
+        monkeypatch, {**SECRET, "BITHUMAN_AVATAR_ID": "A1", "BITHUMAN_MODEL": "expression"}
+    ).avatar
+    assert isinstance(cloud, CloudAvatar)
+    assert (cloud.avatar_id, cloud.avatar_image, cloud.model) == ("A1", None, "expression")
+    assert cloud.api_secret.get_secret_value() == SECRET["BITHUMAN_API_SECRET"]
+
+    model = tmp_path / "avatar.imx"
+    model.write_bytes(b"imx")
+    monkeypatch.delenv("BITHUMAN_AVATAR_ID")
+    monkeypatch.delenv("BITHUMAN_MODEL")
+    local = settings(monkeypatch, {"BITHUMAN_MODEL_PATH": str(model)}).avatar
+    assert local == LocalAvatar(model_path=model, api_secret=cloud.api_secret)
+
+    assert isinstance(settings(monkeypatch, {"AVATAR_MODE": "none"}).avatar, NoAvatar)
+    assert isinstance(settings(monkeypatch, {"AVATAR_MODE": "placeholder"}).avatar, PlaceholderFace)
+
+
+def test_livekit_credentials_only_when_all_three_are_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    partial = {"LIVEKIT_URL": "ws://127.0.0.1:7880", "LIVEKIT_API_KEY": "devkey"}
+    assert settings(monkeypatch, partial).livekit is None
+    full = settings(monkeypatch, {"LIVEKIT_API_SECRET": "secret"}).livekit
+    assert full is not None
+    assert (full.url, full.api_key, full.api_secret.get_secret_value()) == (
+        "ws://127.0.0.1:7880",
+        "devkey",
+        "secret",
+    )

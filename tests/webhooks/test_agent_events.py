@@ -10,10 +10,10 @@ from typing import Any
 
 from livekit import rtc
 
-from agent.events import ConversationEvents
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
-from tests.fakes.openai_realtime import GREETING, FakeRealtimeServer
+from agent.webhook_events import ConversationEvents
+from devkit.openai_realtime import GREETING, FakeRealtimeServer
 from tests.fakes.session_io import SessionEvents, Speaker
 from tests.webhooks.conftest import SECRET, RecordingReceiver, sender_settings
 from webhooks.signatures import verify_bithuman_signature

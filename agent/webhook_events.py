@@ -18,7 +18,7 @@ from common.logs import describe, get_logger
 from webhooks import WebhookEmitter, WebhookSettings
 from webhooks.deliverer import Deliverer
 
-log = get_logger("agent.events")
+log = get_logger("agent.webhook_events")
 
 HUMAN_KINDS = (
     rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD,
