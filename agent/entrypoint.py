@@ -70,7 +70,15 @@ async def entrypoint(ctx: JobContext) -> None:
         agent=agent,
         room=ctx.room,
         # with an avatar, its participant publishes the agent's voice: a second track would echo
-        room_options=room_io.RoomOptions(audio_output=avatar is None),
+        room_options=room_io.RoomOptions(
+            audio_input=room_io.AudioInputOptions(
+                auto_gain_control=settings.agent_input_gain_control
+            ),
+            audio_output=avatar is None,
+            text_output=room_io.TextOutputOptions(
+                sync_transcription=settings.agent_sync_transcription
+            ),
+        ),
     )
     log.info("session started", avatar=avatar is not None)
     if commands is not None:

@@ -202,6 +202,16 @@ class AgentSettings(DynamicsSettings):
         description="Silero VAD in each session for barge-ins; false leaves them to the realtime"
         " model's server-side turn detection (less CPU and memory per session).",
     )
+    agent_input_gain_control: bool = Field(
+        default=True,
+        description="livekit's automatic gain control on the user's audio; browsers and mobile"
+        " WebRTC already apply their own, so false saves its per-frame cost.",
+    )
+    agent_sync_transcription: bool = Field(
+        default=True,
+        description="The agent's transcript streams word by word in step with its voice; false"
+        " sends text as soon as the model has it (cheaper, but ahead of the speech).",
+    )
     agent_job_executor: Literal["process", "thread"] = Field(
         default="process",
         description="process: one process per session (isolated); thread: sessions share one"
