@@ -31,9 +31,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import OUR_VARIABLES  # noqa: E402
-from tests.e2e.harness import write_env  # noqa: E402
-from tests.livekit_local import LiveKitServer, running_server, server_binary  # noqa: E402
+from devkit.harness import OUR_VARIABLES, write_env  # noqa: E402
+from devkit.livekit_server import LiveKitServer, running_server, server_binary  # noqa: E402
 
 MB = 1024 * 1024
 TARGET_IDLE_MB = 220
@@ -55,7 +54,7 @@ from livekit.agents import AgentSession
 from livekit.plugins import silero
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
-from tests.fakes.openai_realtime import FakeRealtimeServer
+from devkit.openai_realtime import FakeRealtimeServer
 
 async def one(server, settings, vad, number):
     t0 = time.perf_counter()

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.bithuman_api import BithumanStub  # noqa: E402
-from tests.fakes.bithuman_avatar import AvatarStandIn  # noqa: E402
-from tests.fakes.openai_realtime import FakeRealtimeServer, Script  # noqa: E402
+from devkit.bithuman_api import BithumanStub  # noqa: E402
+from devkit.bithuman_avatar import AvatarStandIn  # noqa: E402
+from devkit.openai_realtime import FakeRealtimeServer, Script  # noqa: E402
 
 CHUNK_MS = 100
 PRUNE_EVERY_S = 5.0

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.dynamics.settings import AVATAR_IDENTITY  # noqa: E402
 from benchmarks.e2e_latency_bench import BenchUser  # noqa: E402
-from tests.e2e.harness import SILENT_RMS, Heard, agent_identity  # noqa: E402
+from devkit.harness import SILENT_RMS, Heard, agent_identity  # noqa: E402
 
 SPEECH_S = 1.5
 PAUSE_S = (1.0, 3.0)  # the user thinks this long after a reply, uniformly

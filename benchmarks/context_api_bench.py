@@ -5,7 +5,7 @@ Starts the real livekit-server (tools/livekit-server, built by scripts/livekit-s
 in a third process, lightweight agent participants standing in for full sessions: real LiveKit
 participants of kind agent, one per room, that advertise the agent code and take commands with
 the agent's own `ContextCommands` (proof check, dedupe, the same RPC answer) but run no
-conversation (tests/context_api/agents.py). The requests are sent from this process, one at a
+conversation (devkit/context_agents.py). The requests are sent from this process, one at a
 time, each with a new message.
 
     python benchmarks/context_api_bench.py [--requests 200] [--rooms 10,100] [--fanout-requests 30]
@@ -42,9 +42,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import OUR_VARIABLES, free_port  # noqa: E402
-from tests.e2e.harness import write_env  # noqa: E402
-from tests.livekit_local import LiveKitServer, running_server, server_binary  # noqa: E402
+from devkit.harness import (  # noqa: E402
+    OUR_VARIABLES,
+    free_port,
+    write_env,
+)
+from devkit.livekit_server import LiveKitServer, running_server, server_binary  # noqa: E402
 
 API_SECRET = "bench-context-secret-0123456789"
 CODE = "ABENCH0001"
@@ -56,7 +59,7 @@ ROOMS_PER_PROCESS = 10
 AGENTS = """
 import asyncio, sys
 from common import logs
-from tests.context_api.agents import join_all
+from devkit.context_agents import join_all
 
 logs.setup(json=True, level="WARNING")  # stdout carries only our protocol lines
 

@@ -12,7 +12,7 @@ RPC task per remote participant. Both sides get the same keyword map and the sam
 2. Dispatch latency: from emitting a final `user_input_transcribed` on a real AgentSession to
    `perform_rpc` being called on a stand-in local participant (answers at once), p50 and p99.
    Pacing is kept out of the way with a clock that jumps ahead between events.
-3. The labelled transcripts of tests/dynamics/labelled.py with the derived default map: false
+3. The labelled transcripts of devkit/dynamics_cases.py with the derived default map: false
    positives (a gesture where none belongs, or the wrong gesture) and misses.
 
 Targets: at least 100,000 transcripts/s, dispatch p99 under 1 ms, zero false positives.
@@ -44,15 +44,15 @@ from agent.dynamics.keymap import derived_keymap  # noqa: E402
 from agent.dynamics.matcher import KeywordMatcher  # noqa: E402
 from agent.dynamics.text import warm_up, words  # noqa: E402
 from common import logs  # noqa: E402
-from tests.dynamics.labelled import CASES  # noqa: E402
-from tests.dynamics.standins import (  # noqa: E402
+from devkit.bithuman_api import BithumanStub, dynamics_path  # noqa: E402
+from devkit.dynamics_cases import CASES  # noqa: E402
+from devkit.dynamics_standins import (  # noqa: E402
     GESTURES,
     ManualClock,
     RecordingParticipant,
     StandInRoom,
     dynamics_body,
 )
-from tests.fakes.bithuman_api import BithumanStub, dynamics_path  # noqa: E402
 
 KEYWORD_COUNT = 200
 COMMON = [

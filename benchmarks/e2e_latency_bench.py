@@ -57,22 +57,22 @@ sys.path.insert(0, str(ROOT))
 
 from agent.dynamics.settings import AVATAR_IDENTITY  # noqa: E402
 from common import logs  # noqa: E402
-from tests.conftest import OUR_VARIABLES  # noqa: E402
-from tests.e2e.harness import (  # noqa: E402
+from devkit.bithuman_api import BithumanStub  # noqa: E402
+from devkit.harness import (  # noqa: E402
+    OUR_VARIABLES,
     AgentProcess,
     Heard,
     User,
     agent_identity,
     write_env,
 )
-from tests.fakes.bithuman_api import BithumanStub  # noqa: E402
-from tests.fakes.openai_realtime import FakeRealtimeServer, RealtimeConnection  # noqa: E402
-from tests.livekit_local import LiveKitServer, running_server, server_binary  # noqa: E402
+from devkit.livekit_server import LiveKitServer, running_server, server_binary  # noqa: E402
+from devkit.openai_realtime import FakeRealtimeServer, RealtimeConnection  # noqa: E402
 from token_server.app import create_app  # noqa: E402
 from token_server.settings import TokenServerSettings  # noqa: E402
 
 if TYPE_CHECKING:
-    from tests.fakes.bithuman_avatar import AvatarStandIn, StandInSession
+    from devkit.bithuman_avatar import AvatarStandIn, StandInSession
 
 SPEECH_S = 1.2
 TRANSCRIPT = "that's so funny"  # "so funny": the default map's laugh keyword
@@ -584,7 +584,7 @@ async def measure(
     avatar_stamps = AvatarStamps()
     avatar: AvatarStandIn | None = None
     if "avatar" in modes:
-        from tests.fakes.bithuman_avatar import AvatarStandIn
+        from devkit.bithuman_avatar import AvatarStandIn
 
         avatar = AvatarStandIn()
         stamp_avatar(avatar, avatar_stamps)

@@ -63,7 +63,7 @@ from agent.placeholder.generator import (  # noqa: E402
     PlaceholderVideoGenerator,
     mouth_level,
 )
-from tests.livekit_local import BINARY, LiveKitServer, running_server  # noqa: E402
+from devkit.livekit_server import BINARY, LiveKitServer, running_server  # noqa: E402
 
 CHUNK = SAMPLE_RATE // FPS
 

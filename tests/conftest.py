@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,28 +20,14 @@ from common.settings import ServiceSettings
 # structlog lines become stdlib records, so pytest's caplog sees them with their fields
 logs.configure_structlog()
 
-# shared fixtures of the protocol stand-ins
-from tests import livekit_local  # noqa: E402
-from tests.fakes.bithuman_api import bithuman_api_fixture  # noqa: E402,F401
-from tests.fakes.openai_realtime import realtime_server_fixture  # noqa: E402,F401
-from tests.livekit_local import LiveKitServer, livekit_server  # noqa: E402,F401
+from devkit import livekit_server as livekit_runner  # noqa: E402
+from devkit.bithuman_api import BithumanStub  # noqa: E402
+from devkit.bithuman_avatar import AvatarStandIn  # noqa: E402
+from devkit.harness import OUR_VARIABLES, free_port  # noqa: E402
+from devkit.livekit_server import LiveKitServer  # noqa: E402
+from devkit.openai_realtime import FakeRealtimeServer  # noqa: E402
+from tests.livekit_local import livekit_server  # noqa: E402,F401
 from tests.system import program_missing, require  # noqa: E402
-
-# What our settings classes read: each service's prefix plus the names they share.
-OUR_VARIABLES = (
-    "LIVEKIT_",
-    "OPENAI_",
-    "BITHUMAN_",
-    "AGENT_",
-    "AVATAR_",
-    "DYNAMICS_",
-    "TOKEN_SERVER_",
-    "WEBHOOK_",
-    "CONTEXT_",
-    "LOG_",
-    "REDIS_URL",
-    "APP_ENV",
-)
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -85,7 +70,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _running_server(item: pytest.Item) -> LiveKitServer | None:
     if "livekit_server" not in getattr(item, "fixturenames", ()):
         return None
-    return livekit_local.RUNNING[0] if livekit_local.RUNNING else None
+    return livekit_runner.RUNNING[0] if livekit_runner.RUNNING else None
 
 
 def settings_of(cls: type[S], **fields: Any) -> S:
@@ -97,10 +82,25 @@ def settings_of(cls: type[S], **fields: Any) -> S:
     return cls(**by_alias)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+async def realtime_server() -> AsyncIterator[FakeRealtimeServer]:
+    """The OpenAI Realtime stand-in, started on a free port, default script per test."""
+    async with FakeRealtimeServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def bithuman_api() -> AsyncIterator[BithumanStub]:
+    """The bitHuman REST stub, started on a free port, closed after the test."""
+    async with BithumanStub() as stub:
+        yield stub
+
+
+@pytest.fixture
+async def bithuman_cloud() -> AsyncIterator[BithumanStub]:
+    """The bitHuman stub with the cloud avatar stand-in attached (`stub.avatar`)."""
+    async with BithumanStub(avatar=AvatarStandIn()) as stub:
+        yield stub
 
 
 @pytest.fixture(scope="session")

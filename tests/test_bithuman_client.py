@@ -25,7 +25,7 @@ from bithuman_client import (
     cli,
 )
 from bithuman_client.client import _retry_after_seconds
-from tests.fakes.bithuman_api import ACCOUNT_SECRET, MINT, SCOPED_TOKEN_PREFIX, BithumanStub
+from devkit.bithuman_api import ACCOUNT_SECRET, MINT, SCOPED_TOKEN_PREFIX, BithumanStub
 
 
 class Sleeps:

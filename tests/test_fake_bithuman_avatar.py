@@ -16,19 +16,15 @@ from livekit import api, rtc
 from livekit.agents import utils
 from livekit.agents.voice.avatar import DataStreamAudioOutput
 
-from tests.fakes.bithuman_api import (
+from devkit.bithuman_api import (
     ACCOUNT_SECRET,
     MINT,
     SESSION_REQUEST,
     BithumanStub,
     dynamics_path,
 )
-from tests.fakes.bithuman_avatar import (
-    AvatarStandIn,
-    StandInSession,
-    bithuman_cloud_fixture,  # noqa: F401
-)
-from tests.livekit_local import LiveKitServer
+from devkit.bithuman_avatar import AvatarStandIn, StandInSession
+from devkit.livekit_server import LiveKitServer
 
 AVATAR = "bithuman-avatar-agent"
 AGENT_ID = "A12BCD3456"

@@ -36,7 +36,7 @@ from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
 from openai.types.realtime.realtime_server_event import RealtimeServerEvent
 from pydantic import TypeAdapter, ValidationError
 
-from tests.fakes.openai_realtime import (
+from devkit.openai_realtime import (
     GREETING,
     SAMPLE_RATE,
     WAIT_TIMEOUT_S,
@@ -874,7 +874,7 @@ async def test_subprocess_prints_its_url_and_follows_a_script_file(tmp_path: Pat
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fakes.openai_realtime",
+        "devkit.openai_realtime",
         "--port",
         "0",
         "--script",

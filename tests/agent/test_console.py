@@ -13,9 +13,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from devkit.openai_realtime import FakeRealtimeServer
 from tests.agent.test_worker import OPENAI_KEY, agent_env, converse_in_console
 from tests.conftest import free_port
-from tests.fakes.openai_realtime import FakeRealtimeServer
 from tests.system import portaudio_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,11 +17,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from agent.doctor import FAIL, OK, SKIP, Line, run_checks
-from tests.conftest import OUR_VARIABLES, free_port
-from tests.e2e.harness import write_env
-from tests.fakes.bithuman_api import AgentJob, BithumanStub, status_path
-from tests.fakes.openai_realtime import FakeRealtimeServer
-from tests.livekit_local import LiveKitServer
+from devkit.bithuman_api import AgentJob, BithumanStub, status_path
+from devkit.harness import OUR_VARIABLES, free_port, write_env
+from devkit.livekit_server import LiveKitServer
+from devkit.openai_realtime import FakeRealtimeServer
 from tests.system import portaudio_fixture  # noqa: F401
 
 pytestmark = pytest.mark.e2e

@@ -11,9 +11,9 @@ from livekit.plugins import bithuman, silero
 from agent.avatar import start_gestures
 from agent.session import build_session
 from agent.settings import AgentSettings
-from tests.dynamics.standins import RecordingParticipant, StandInRoom, settle
-from tests.fakes.bithuman_api import BithumanStub
-from tests.fakes.openai_realtime import FakeRealtimeServer
+from devkit.bithuman_api import BithumanStub
+from devkit.dynamics_standins import RecordingParticipant, StandInRoom, settle
+from devkit.openai_realtime import FakeRealtimeServer
 from tests.fakes.session_io import Microphone, SessionEvents, Speaker, pcm_frames
 
 AVATAR = "bithuman-avatar-agent"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.harness import AgentProcess, write_env
+from devkit.livekit_server import LiveKitServer
+from devkit.openai_realtime import FakeRealtimeServer
 from tests.conftest import free_port
-from tests.e2e.harness import AgentProcess, write_env
-from tests.fakes.openai_realtime import FakeRealtimeServer
-from tests.livekit_local import LiveKitServer
 
 pytestmark = pytest.mark.e2e
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.harness import AgentProcess, write_env
+from devkit.livekit_server import LiveKitServer
+from devkit.openai_realtime import FakeRealtimeServer
 from tests.agent.test_main_command import run_to_exit, settings
-from tests.e2e.harness import AgentProcess, write_env
-from tests.fakes.openai_realtime import FakeRealtimeServer
-from tests.livekit_local import LiveKitServer
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,7 @@ from agent.entrypoint import watch
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
 from agent.usage import UsageTracker
-from tests.fakes.openai_realtime import GREETING, FakeRealtimeServer
+from devkit.openai_realtime import GREETING, FakeRealtimeServer
 from tests.fakes.session_io import Microphone, SessionEvents, Speaker, pcm_frames
 
 PERSONA = "You are Ada, the avatar of the test suite."

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.fakes.openai_realtime import FakeRealtimeServer
+from devkit.openai_realtime import FakeRealtimeServer
 from tests.system import portaudio_fixture  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("portaudio")  # console imports sounddevice, even with --text

@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from bithuman_client.cli import CliSettings, execute, parse_args
 from bithuman_client.commands import Run
 from common.settings import load_settings
-from tests.fakes.bithuman_api import (
+from devkit.bithuman_api import (
     ACCOUNT_SECRET,
     GENERATE,
     BithumanStub,

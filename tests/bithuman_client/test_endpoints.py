@@ -20,7 +20,7 @@ from bithuman_client import (
     ServerError,
     ValidationError,
 )
-from tests.fakes.bithuman_api import (
+from devkit.bithuman_api import (
     ACCOUNT_SECRET,
     DYNAMICS_GENERATE,
     GENERATE,

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from context_api import ContextApiSettings, create_app
-from tests.context_api.agents import StandInAgent
-from tests.livekit_local import LiveKitServer
+from devkit.context_agents import StandInAgent
+from devkit.livekit_server import LiveKitServer
 
 API_SECRET = "context-test-secret-0123456789"
 

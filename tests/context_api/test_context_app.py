@@ -1,5 +1,5 @@
 """The context API's app against the real LiveKit server, with lightweight agent participants
-(tests/context_api/agents.py) standing in for full sessions: routing by agent code and room,
+(devkit/context_agents.py) standing in for full sessions: routing by agent code and room,
 per-room results when rooms fail, refuse or time out, and the documented answers."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient
 from livekit import rtc
 
 from context_api.wire import ATTR_ACCEPTS, ATTR_AGENT_CODE, METHOD
-from tests.context_api.agents import StandInAgent, agent_token
+from devkit.context_agents import StandInAgent, agent_token
+from devkit.livekit_server import LiveKitServer
 from tests.context_api.conftest import API_SECRET, headers, make_settings
-from tests.livekit_local import LiveKitServer
 
 Serve = Callable[..., Awaitable[TestClient[Any, Any]]]
 StandIn = Callable[..., Awaitable[StandInAgent]]

@@ -24,7 +24,7 @@ from context_api.wire import (
     Refused,
     new_command_id,
 )
-from tests.context_api.agents import RecordingSession
+from devkit.context_agents import RecordingSession
 
 KEY = "APIcommands"
 SECRET = "commands-test-secret-0123456789abcdef"

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from devkit.livekit_server import LiveKitServer
 from tests.conftest import free_port
 from tests.context_api.conftest import API_SECRET, make_settings
-from tests.livekit_local import LiveKitServer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,12 +18,12 @@ from tests.webhooks.conftest import (  # noqa: F401  (fixtures)
     registry,
     sender_settings,
 )
-from webhooks import WebhookEmitter, events
+from webhooks import WebhookEmitter, payloads
 from webhooks.settings import WebhookSettings
 
 
 def test_the_event_body() -> None:
-    event = events.context_command(
+    event = payloads.context_command(
         event_id="evt_1",
         agent_id="A12345678",
         command_id="cmd_" + "0" * 32,
@@ -47,7 +47,7 @@ def test_the_event_body() -> None:
         "timestamp": 1705312285,
     }
     with pytest.raises(ValueError):
-        events.check_context_command("cmd_1", "shout", "m", "r", "s")
+        payloads.check_context_command("cmd_1", "shout", "m", "r", "s")
 
 
 def test_it_is_opt_in() -> None:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from agent.session import speech_tts
 from agent.settings import AgentSettings
-from tests.fakes.openai_realtime import SAMPLE_RATE, FakeRealtimeServer
+from devkit.openai_realtime import SAMPLE_RATE, FakeRealtimeServer
 
 
 async def synthesize(tts: openai.TTS, text: str) -> float:

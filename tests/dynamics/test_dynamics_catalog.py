@@ -14,15 +14,15 @@ from agent.dynamics import Dynamics, DynamicsSettings, fetch_catalog
 from agent.dynamics.catalog import CatalogCache
 from agent.dynamics.sender import AvatarRpc
 from bithuman_client import BithumanClient, RetryPolicy
-from tests.dynamics.conftest import lines
-from tests.dynamics.standins import (
+from devkit.bithuman_api import ACCOUNT_SECRET, BithumanStub, dynamics_path
+from devkit.dynamics_standins import (
     GESTURES,
     ManualClock,
     RecordingParticipant,
     StandInRoom,
     dynamics_body,
 )
-from tests.fakes.bithuman_api import ACCOUNT_SECRET, BithumanStub, dynamics_path
+from tests.dynamics.conftest import lines
 
 SECRET = ACCOUNT_SECRET  # what the stub accepts
 A1 = dynamics_path("A1")

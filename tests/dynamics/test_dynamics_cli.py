@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from tests.dynamics.standins import GESTURES, dynamics_body
-from tests.fakes.bithuman_api import ACCOUNT_SECRET, BithumanStub, dynamics_path
+from devkit.bithuman_api import ACCOUNT_SECRET, BithumanStub, dynamics_path
+from devkit.dynamics_standins import GESTURES, dynamics_body
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = ACCOUNT_SECRET  # what the stub accepts

@@ -16,9 +16,9 @@ from agent.dynamics.keymap import (
 )
 from agent.dynamics.settings import DynamicsSettings
 from common.settings import load_settings
+from devkit.dynamics_cases import LAUGH, LOVE, NOD, WAVE
+from devkit.dynamics_standins import GESTURES
 from tests.dynamics.conftest import lines
-from tests.dynamics.labelled import LAUGH, LOVE, NOD, WAVE
-from tests.dynamics.standins import GESTURES
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from agent.dynamics.keymap import derived_keymap
 from agent.dynamics.matcher import KeywordMatcher, phrase_variants
 from agent.dynamics.text import canonical, words
-from tests.dynamics.labelled import CASES, LAUGH, NOD, WAVE
-from tests.dynamics.standins import GESTURES
+from devkit.dynamics_cases import CASES, LAUGH, NOD, WAVE
+from devkit.dynamics_standins import GESTURES
 
 MATCHER = derived_keymap(GESTURES).matcher()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.dynamics.pacing import Pacer
-from tests.dynamics.standins import ManualClock
+from devkit.dynamics_standins import ManualClock
 
 
 def test_same_gesture_waits_for_its_cooldown() -> None:

@@ -18,8 +18,7 @@ from agent.dynamics.sender import (
     reply_outcome,
 )
 from agent.dynamics.stats import GestureStats, Outcome
-from tests.dynamics.conftest import lines
-from tests.dynamics.standins import (
+from devkit.dynamics_standins import (
     RecordingParticipant,
     StandInRoom,
     fails,
@@ -27,6 +26,7 @@ from tests.dynamics.standins import (
     settle,
     triggered,
 )
+from tests.dynamics.conftest import lines
 
 MOMENT = datetime(2026, 11, 22, 8, 30, 15, 250000, tzinfo=UTC)
 

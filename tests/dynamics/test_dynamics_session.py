@@ -21,9 +21,9 @@ from agent.dynamics import AVATAR_IDENTITY, AvatarRpc, Dynamics, DynamicsSetting
 from agent.dynamics.catalog import CatalogCache
 from agent.dynamics.stats import Outcome
 from agent.dynamics.tool import TOOL_NAME
-from tests.dynamics.conftest import lines
-from tests.dynamics.labelled import LAUGH, NOD, WAVE
-from tests.dynamics.standins import (
+from devkit.bithuman_api import BithumanStub, dynamics_path
+from devkit.dynamics_cases import LAUGH, NOD, WAVE
+from devkit.dynamics_standins import (
     GESTURES,
     ManualClock,
     RecordingParticipant,
@@ -34,7 +34,7 @@ from tests.dynamics.standins import (
     never,
     settle,
 )
-from tests.fakes.bithuman_api import BithumanStub, dynamics_path
+from tests.dynamics.conftest import lines
 
 
 @pytest.fixture

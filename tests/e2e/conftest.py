@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.e2e.harness import AgentProcess, User, write_env
-from tests.fakes.bithuman_api import BithumanStub
-from tests.fakes.bithuman_avatar import AvatarStandIn, bithuman_cloud_fixture  # noqa: F401
-from tests.fakes.openai_realtime import FakeRealtimeServer
-from tests.livekit_local import LiveKitServer
+from devkit.bithuman_api import BithumanStub
+from devkit.bithuman_avatar import AvatarStandIn
+from devkit.harness import AgentProcess, User, write_env
+from devkit.livekit_server import LiveKitServer
+from devkit.openai_realtime import FakeRealtimeServer
 from tests.webhooks.conftest import RecordingReceiver, start_receiver
 from token_server.app import create_app
 from token_server.settings import TokenServerSettings

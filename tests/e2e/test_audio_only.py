@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from devkit.harness import agent_identity
+from devkit.openai_realtime import GREETING
 from tests.e2e.conftest import WEBHOOK_SECRET, Stack
-from tests.e2e.harness import agent_identity
-from tests.fakes.openai_realtime import GREETING
 from webhooks.signatures import verify_bithuman_signature
 
 pytestmark = pytest.mark.e2e

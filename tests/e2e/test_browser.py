@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from devkit.openai_realtime import GREETING
 from tests.e2e.conftest import ROOT, Stack
-from tests.fakes.openai_realtime import GREETING
 from tests.system import unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(300)]

@@ -1,5 +1,5 @@
 """The cloud avatar through the real LiveKit server: bitHuman's avatar service is a stand-in
-participant (tests/fakes/bithuman_avatar.py) that joins with the token the plugin sent, takes the
+participant (devkit/bithuman_avatar.py) that joins with the token the plugin sent, takes the
 agent's voice over the data stream and publishes it with video."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import signal
 import pytest
 from livekit import api
 
+from devkit.bithuman_api import MINT, SESSION_REQUEST
+from devkit.harness import User, agent_identity
+from devkit.openai_realtime import GREETING, FunctionCall
 from tests.e2e.conftest import AVATAR_ID, AVATAR_IDENTITY, Stack
-from tests.e2e.harness import User, agent_identity
-from tests.fakes.bithuman_api import MINT, SESSION_REQUEST
-from tests.fakes.openai_realtime import GREETING, FunctionCall
 
 pytestmark = pytest.mark.e2e
 

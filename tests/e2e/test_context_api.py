@@ -26,9 +26,9 @@ from context_api.wire import (
     CommandSigner,
     new_command_id,
 )
+from devkit.harness import User, agent_identity
+from devkit.openai_realtime import GREETING, ReplyContext, default_reply
 from tests.e2e.conftest import AVATAR_ID, AVATAR_IDENTITY, WEBHOOK_SECRET, Stack
-from tests.e2e.harness import User, agent_identity
-from tests.fakes.openai_realtime import GREETING, ReplyContext, default_reply
 from webhooks.signatures import verify_bithuman_signature
 
 pytestmark = pytest.mark.e2e

@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OUR_VARIABLES
+from devkit.harness import OUR_VARIABLES, agent_identity, write_env
+from devkit.openai_realtime import ReplyContext, default_reply
 from tests.e2e import test_context_api as api_tests
 from tests.e2e.conftest import ROOT, Stack
-from tests.e2e.harness import agent_identity, write_env
 from tests.e2e.test_context_api import API_SECRET, ContextApi, greeted, heard, system_items
-from tests.fakes.openai_realtime import ReplyContext, default_reply
 
 pytestmark = pytest.mark.e2e
 

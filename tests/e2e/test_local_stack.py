@@ -17,10 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import OUR_VARIABLES, free_port
-from tests.e2e.harness import User, agent_identity, write_env
-from tests.fakes.openai_realtime import GREETING, FakeRealtimeServer
-from tests.livekit_local import server_binary, server_ports
+from devkit.harness import OUR_VARIABLES, User, agent_identity, free_port, write_env
+from devkit.livekit_server import server_ports
+from devkit.openai_realtime import GREETING, FakeRealtimeServer
+from tests.livekit_local import server_binary
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ import pytest
 from livekit import rtc
 
 from agent.placeholder.art import Eyes, face_art
+from devkit.harness import SILENT_RMS, User, agent_identity
+from devkit.openai_realtime import GREETING, FunctionCall
 from tests.e2e.conftest import Stack
-from tests.e2e.harness import SILENT_RMS, User, agent_identity
-from tests.fakes.openai_realtime import GREETING, FunctionCall
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestServer
 from livekit import api, rtc
 from livekit.rtc.participant import PublishTrackError
 
+from devkit.harness import User
 from tests.e2e.conftest import Stack
-from tests.e2e.harness import User
 from token_server.app import create_app
 from token_server.settings import TokenServerSettings
 

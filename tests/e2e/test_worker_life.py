@@ -8,9 +8,9 @@ import signal
 
 import pytest
 
+from devkit.harness import agent_identity
+from devkit.openai_realtime import GREETING
 from tests.e2e.conftest import OPENAI_KEY, Stack
-from tests.e2e.harness import agent_identity
-from tests.fakes.openai_realtime import GREETING
 
 pytestmark = pytest.mark.e2e
 

@@ -23,7 +23,7 @@ from livekit.agents.voice.events import (
     UserInputTranscribedEvent,
 )
 
-from tests.fakes.openai_realtime import SAMPLE_RATE, WAIT_TIMEOUT_S, tone
+from devkit.openai_realtime import SAMPLE_RATE, WAIT_TIMEOUT_S, tone
 
 
 class SessionEvents:

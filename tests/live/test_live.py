@@ -16,7 +16,7 @@ from livekit import api
 from agent.session import build_agent, build_session
 from agent.settings import AgentSettings
 from bithuman_client import BithumanClient
-from tests.fakes.subprocesses import terminate, unless_exited
+from tests.subprocesses import terminate, unless_exited
 
 ROOT = Path(__file__).resolve().parents[2]
 

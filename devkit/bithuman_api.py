@@ -2,7 +2,8 @@
 
 Routes: `POST /v1/runtime-tokens/mint` (mints a room-scoped token), `POST
 /v1/runtime-tokens/request` (the cloud avatar session request the livekit bitHuman plugin
-sends; point `BITHUMAN_API_URL` at it) and `GET /v1/dynamics/{agent_id}` (a gesture catalog).
+sends; point `BITHUMAN_API_URL` at it), `GET /v1/dynamics/{agent_id}` (a gesture catalog), and
+agent generation, dynamics generation and the hosted Agent Context API (below).
 
 Authentication, checked first on every route: the `api-secret` header must be the stub's account
 `secret` (default `ACCOUNT_SECRET`), else 401 in bitHuman's `{error, code, details}` shape
@@ -24,7 +25,7 @@ path answer late (before authentication). Every request, refused or not, is reco
 An unscripted `dynamics_path(agent_id)` answers a ready catalog of `gestures` for any agent id;
 to make an agent unknown, script it: `answers[dynamics_path("A1")] = (404, {...})`.
 
-With `avatar=AvatarStandIn()` (tests/fakes/bithuman_avatar.py), an accepted session request
+With `avatar=AvatarStandIn()` (devkit/bithuman_avatar.py), an accepted session request
 also starts a cloud avatar participant in the LiveKit room it names; the stub closes it on exit.
 
 Note: the livekit bitHuman plugin sends its session request as JSON with `api-secret` only when
@@ -66,19 +67,17 @@ import binascii
 import json
 import secrets
 import string
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
 if TYPE_CHECKING:
-    from tests.fakes.bithuman_avatar import AvatarStandIn
+    from devkit.bithuman_avatar import AvatarStandIn
 
 MINT = "/v1/runtime-tokens/mint"
 SESSION_REQUEST = "/v1/runtime-tokens/request"
@@ -548,10 +547,3 @@ class BithumanStub:
                 await self.avatar.aclose()
         finally:
             await self._server.close()
-
-
-@pytest_asyncio.fixture(name="bithuman_api")
-async def bithuman_api_fixture() -> AsyncIterator[BithumanStub]:
-    """A started stub on a free port, closed after the test."""
-    async with BithumanStub() as stub:
-        yield stub

@@ -1,6 +1,6 @@
 """Stand-ins for what dynamics talks to: the room's local participant (records RPCs, answers as
 scripted), a scripted LLM; and `dynamics_body`, a dynamics catalog answer to script on the
-bitHuman stub (`tests.fakes.bithuman_api.BithumanStub`)."""
+bitHuman stub (`devkit.bithuman_api.BithumanStub`)."""
 
 from __future__ import annotations
 

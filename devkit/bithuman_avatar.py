@@ -1,6 +1,6 @@
 """A protocol-level stand-in for bitHuman's cloud avatar service: a real LiveKit room participant.
 
-Attach it to the REST stub (tests/fakes/bithuman_api.py): every session request the stub accepts
+Attach it to the REST stub (devkit/bithuman_api.py): every session request the stub accepts
 (`POST /v1/runtime-tokens/request`, right secret or right scoped token) starts, in the running
 event loop, one `StandInSession` that
 
@@ -22,7 +22,7 @@ event loop, one `StandInSession` that
 
 Usage, in a test with the real server (fixture `livekit_server`):
 
-    # or the `bithuman_cloud` fixture (import `bithuman_cloud_fixture` into a conftest)
+    # or the tests' `bithuman_cloud` fixture (tests/conftest.py)
     async with BithumanStub(avatar=AvatarStandIn()) as stub:
         env = {"BITHUMAN_API_URL": stub.session_request_url,  # the plugin's session request
                "BITHUMAN_REST_URL": stub.url,                  # our REST client (mint, dynamics)
@@ -73,7 +73,6 @@ from typing import Any, Literal
 
 import jwt
 import numpy as np
-import pytest_asyncio
 from livekit import rtc
 from livekit.agents.voice.avatar import (
     AudioSegmentEnd,
@@ -83,9 +82,7 @@ from livekit.agents.voice.avatar import (
     VideoGenerator,
 )
 
-from tests.fakes.bithuman_api import BithumanStub
-
-log = logging.getLogger("tests.fakes.bithuman_avatar")
+log = logging.getLogger("devkit.bithuman_avatar")
 
 GESTURE_METHOD = "trigger_dynamics"
 PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
@@ -527,10 +524,3 @@ class AvatarStandIn:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-@pytest_asyncio.fixture(name="bithuman_cloud")
-async def bithuman_cloud_fixture() -> AsyncIterator[BithumanStub]:
-    """The bitHuman stub with the cloud avatar stand-in attached (`stub.avatar`)."""
-    async with BithumanStub(avatar=AvatarStandIn()) as stub:
-        yield stub

@@ -5,9 +5,7 @@ The real client (`livekit.plugins.openai.realtime.RealtimeModel`, protocol engin
 api.openai.com: it connects to `{base_url}/realtime?model=...` with a bearer key and exchanges
 JSON events. Nothing on the client side is replaced.
 
-In-process (pytest)::
-
-    from tests.fakes.openai_realtime import realtime_server_fixture  # noqa: F401
+In-process (pytest; the fixture `realtime_server` is in tests/conftest.py)::
 
     async def test_turn(realtime_server: FakeRealtimeServer) -> None:
         realtime_server.script.replies.append("Hi there.")
@@ -17,7 +15,7 @@ In-process (pytest)::
 
 As a subprocess (prints the base URL on the first line of stdout, then serves until SIGTERM)::
 
-    python -m tests.fakes.openai_realtime --port 0 [--script script.json]
+    python -m devkit.openai_realtime --port 0 [--script script.json]
     OPENAI_BASE_URL=<printed url> OPENAI_API_KEY=test python -m agent console --text
 
 What it implements (one conversation per websocket, as on the real service):
@@ -126,13 +124,12 @@ import re
 import signal
 import types
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias, Union
 
 import numpy as np
-import pytest_asyncio
 import typing_extensions
 from aiohttp import WSMsgType, web
 from openai.types.audio.speech_create_params import SpeechCreateParams
@@ -1536,17 +1533,6 @@ def _speech_refusal(body: Any) -> web.Response | None:
             "stream_format",
         )
     return None
-
-
-@pytest_asyncio.fixture(name="realtime_server")
-async def realtime_server_fixture() -> AsyncIterator[FakeRealtimeServer]:
-    """Fixture `realtime_server`: a started stand-in on a free port, default script per test.
-
-    Named apart from its fixture name so a test module can import it without a test's
-    `realtime_server` argument shadowing the import.
-    """
-    async with FakeRealtimeServer() as server:
-        yield server
 
 
 async def _serve(script: Script, host: str, port: int) -> None:

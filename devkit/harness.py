@@ -1,4 +1,5 @@
-"""End-to-end pieces: the agent as users run it, and users as real LiveKit clients.
+"""End-to-end pieces (tests/e2e and the benchmarks): the agent as users run it, and users as
+real LiveKit clients.
 
 The agent is `python -m agent start`, started in a folder holding a written `.env` and nothing
 of ours exported. A user holds a token from our token server and joins the real LiveKit server
@@ -12,6 +13,7 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -23,11 +25,31 @@ import aiohttp
 import numpy as np
 from livekit import rtc
 
-from tests.conftest import OUR_VARIABLES
-
+# What our settings classes read: each service's prefix plus the names they share. Tests and
+# the agent processes started here see none of them from the developer's shell.
+OUR_VARIABLES = (
+    "LIVEKIT_",
+    "OPENAI_",
+    "BITHUMAN_",
+    "AGENT_",
+    "AVATAR_",
+    "DYNAMICS_",
+    "TOKEN_SERVER_",
+    "WEBHOOK_",
+    "CONTEXT_",
+    "LOG_",
+    "REDIS_URL",
+    "APP_ENV",
+)
 RATE = 48_000
 FRAME = RATE // 100  # 10 ms
 SILENT_RMS = 0.003  # of full scale: below this a frame counts as silence
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def write_env(folder: Path, settings: dict[str, str]) -> Path:
