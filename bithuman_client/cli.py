@@ -25,20 +25,23 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings
 
 from bithuman_client import exits
 from bithuman_client.client import DEFAULT_BASE_URL, check_base_url
 from bithuman_client.commands import Run, Target, run_command
 from bithuman_client.media import MediaError
 from common import logs
-from common.settings import ServiceSettings, fail, load_settings
+from common.settings import SETTINGS, fail, load_settings, secret_values
 
 PROG = "python -m bithuman_client"
 _SECRET_HINT = "copy it from https://imaginex.bithuman.ai/#developer"
 _CONTEXT_SECRET_HINT = "the api-secret your python -m context_api was started with"
 
 
-class CliSettings(ServiceSettings):
+class CliSettings(BaseSettings):
+    model_config = SETTINGS
+
     # Each secret is needed only by the commands that call its API: checked per command.
     bithuman_api_secret: SecretStr = SecretStr("")
     bithuman_rest_url: str = DEFAULT_BASE_URL
@@ -67,6 +70,9 @@ class CliSettings(ServiceSettings):
             return self.hosted()
         secret = _secret(self.context_api_secret, "CONTEXT_API_SECRET", _CONTEXT_SECRET_HINT)
         return Target(self.context_api_url, secret)
+
+    def secret_values(self) -> list[str]:
+        return secret_values(self)
 
 
 def _secret(value: SecretStr, variable: str, hint: str) -> str:

@@ -1,60 +1,117 @@
 """Typed settings from the environment and `.env`, validated once at start-up.
 
-Every service defines one `ServiceSettings` subclass. `load_settings` turns a validation
-failure into one readable line naming the variable (and where to get it) and exit status 2,
-because a traceback is the wrong answer to a typo in `.env`.
+Each service's settings class is a `BaseSettings` of its own with `model_config = SETTINGS`,
+composed of the shared field types below (`LiveKitUrl`, `RedisUrl`, `LogFormat`, ...) and its own
+fields, so the class says what the service reads. Rules every service shares:
+
+- the environment first, then `.env` in the working directory;
+- a blank value (`NAME=` in the environment or `.env`) counts as unset: the default applies, and a
+  required setting is "not set";
+- `LOG_FORMAT` is `json`, `console`, or `auto`: JSON lines when `APP_ENV=production` or stdout is
+  not a terminal, a readable console otherwise (`json_logs`).
+
+`load_settings` turns a validation failure into one readable line naming the variable (and where
+to get it) and exit status 2, because a traceback is the wrong answer to a typo in `.env`.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXIT_CONFIG_ERROR = 2
 
-T = TypeVar("T", bound="ServiceSettings")
+T = TypeVar("T", bound=BaseSettings)
+
+SETTINGS = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    env_ignore_empty=True,  # blank is unset, in the environment and in `.env` alike
+    extra="ignore",
+    case_sensitive=False,
+    validate_default=True,
+)
+"""The `model_config` of every service's settings."""
+
+LIVEKIT_HINT = (
+    "LiveKit Cloud: project Settings > API keys; self-hosted: the keys in livekit.yaml; "
+    "`livekit-server --dev` uses devkey / secret"
+)
+LIVEKIT_SCHEMES = ("wss://", "ws://", "https://", "http://")
+
+# --- shared fields: a service composes the ones it reads ----------------------------------------
+AppEnv = Annotated[
+    Literal["development", "production"],
+    Field(validation_alias="APP_ENV", json_schema_extra={"hint": "development or production"}),
+]
+LogFormat = Annotated[
+    Literal["auto", "json", "console"],
+    Field(
+        validation_alias="LOG_FORMAT",
+        description="auto: JSON when APP_ENV=production or stdout is not a terminal.",
+        json_schema_extra={"hint": "auto, json or console"},
+    ),
+]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# A URL may carry a password (redis://:pw@host), so it is masked like a secret.
+RedisUrl = Annotated[
+    SecretStr | None,
+    Field(validation_alias="REDIS_URL", json_schema_extra={"hint": "redis://host:6379/0"}),
+]
+LiveKitUrl = Annotated[
+    str,
+    Field(
+        validation_alias="LIVEKIT_URL",
+        json_schema_extra={"hint": "wss://<project>.livekit.cloud or ws://localhost:7880"},
+    ),
+]
+LiveKitApiKey = Annotated[
+    str, Field(validation_alias="LIVEKIT_API_KEY", json_schema_extra={"hint": LIVEKIT_HINT})
+]
+LiveKitApiSecret = Annotated[
+    SecretStr,
+    Field(validation_alias="LIVEKIT_API_SECRET", json_schema_extra={"hint": LIVEKIT_HINT}),
+]
+
+
+def json_logs(log_format: str, app_env: str = "development") -> bool:
+    """LOG_FORMAT's one meaning: `json`, `console`, or `auto`, JSON when APP_ENV is production
+    or stdout is not a terminal (a container, a pipe, a file)."""
+    if log_format == "auto":
+        return app_env == "production" or not sys.stdout.isatty()
+    return log_format == "json"
+
+
+def livekit_scheme(value: str) -> str:
+    """A LiveKit URL, stripped; refused unless it is ws(s) or http(s) (empty passes)."""
+    value = value.strip()
+    if value and not value.startswith(LIVEKIT_SCHEMES):
+        raise ValueError("must start with wss://, ws://, https:// or http://")
+    return value
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """Every non-empty secret in `settings`, for the log redactor."""
+    found: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            found.append(value.get_secret_value())
+    return found
 
 
 class ServiceSettings(BaseSettings):
-    """Base for each service's settings: environment first, then `.env` in the working dir."""
+    """The shared config and `secret_values()` as a base class: kept for the agent's settings
+    (agent/dynamics/settings.py) until they compose `SETTINGS` like the services do."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-        validate_default=True,
-    )
+    model_config = SETTINGS
 
     def secret_values(self) -> list[str]:
-        """Every non-empty secret in these settings, for the log redactor."""
-        found: list[str] = []
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                found.append(value.get_secret_value())
-        return found
-
-
-class LoggingSettings(ServiceSettings):
-    """LOG_FORMAT and LOG_LEVEL, read the way the agent reads them."""
-
-    log_format: Literal["auto", "json", "console"] = Field(
-        "auto",
-        validation_alias="LOG_FORMAT",
-        description="auto: JSON lines unless stdout is a terminal.",
-    )
-    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
-
-    @property
-    def json_logs(self) -> bool:
-        if self.log_format == "auto":
-            return not sys.stdout.isatty()
-        return self.log_format == "json"
+        return secret_values(self)
 
 
 def split_commas(value: Any) -> Any:
@@ -67,7 +124,7 @@ def split_commas(value: Any) -> Any:
     return value
 
 
-def describe_error(cls: type[ServiceSettings], error: ValidationError) -> str:
+def describe_error(cls: type[BaseModel], error: ValidationError) -> str:
     """One line naming each bad variable, what is wrong with it and where to get it."""
     fields = _fields_by_variable(cls)
     parts: list[str] = []
@@ -87,7 +144,7 @@ def describe_error(cls: type[ServiceSettings], error: ValidationError) -> str:
     return "configuration error: " + "; ".join(parts)
 
 
-def _fields_by_variable(cls: type[ServiceSettings]) -> dict[str, FieldInfo]:
+def _fields_by_variable(cls: type[BaseModel]) -> dict[str, FieldInfo]:
     """Each field under the environment variable that sets it (its alias, else its name)."""
     found: dict[str, FieldInfo] = {}
     for name, info in cls.model_fields.items():

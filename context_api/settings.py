@@ -11,38 +11,41 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import BaseSettings, NoDecode
 
-from common.settings import ServiceSettings, split_commas
+from common.settings import (
+    SETTINGS,
+    AppEnv,
+    LiveKitApiKey,
+    LiveKitApiSecret,
+    LiveKitUrl,
+    LogFormat,
+    LogLevel,
+    json_logs,
+    livekit_scheme,
+    secret_values,
+    split_commas,
+)
 from context_api.wire import DEFAULT_TTL_SECONDS
 
 MIN_SECRET_LENGTH = 16
 AGENT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
-_LIVEKIT_HINT = (
-    "LiveKit Cloud: project Settings > API keys; self-hosted: the keys in livekit.yaml; "
-    "`livekit-server --dev` uses devkey / secret"
-)
 _SECRET_HINT = (
     "the api-secret your backend sends; generate one: "
     "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 )
 
 
-class ContextApiSettings(ServiceSettings):
+class ContextApiSettings(BaseSettings):
+    model_config = SETTINGS
+
     secret: SecretStr = Field(
         validation_alias="CONTEXT_API_SECRET", json_schema_extra={"hint": _SECRET_HINT}
     )
-    livekit_url: str = Field(
-        validation_alias="LIVEKIT_URL",
-        json_schema_extra={"hint": "wss://<project>.livekit.cloud or ws://localhost:7880"},
-    )
-    livekit_api_key: str = Field(
-        validation_alias="LIVEKIT_API_KEY", json_schema_extra={"hint": _LIVEKIT_HINT}
-    )
-    livekit_api_secret: SecretStr = Field(
-        validation_alias="LIVEKIT_API_SECRET", json_schema_extra={"hint": _LIVEKIT_HINT}
-    )
+    livekit_url: LiveKitUrl
+    livekit_api_key: LiveKitApiKey
+    livekit_api_secret: LiveKitApiSecret
     # read only to refuse a shared secret: this API's callers are not the token server's
     token_server_api_key: SecretStr = Field(SecretStr(""), validation_alias="TOKEN_SERVER_API_KEY")
 
@@ -84,17 +87,16 @@ class ContextApiSettings(ServiceSettings):
     read_timeout_seconds: float = Field(
         10, gt=0, le=300, validation_alias="CONTEXT_API_READ_TIMEOUT_SECONDS"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias="CONTEXT_API_LOG_LEVEL"
-    )
-    log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias="LOG_FORMAT")
+    log_level: LogLevel = Field("INFO", validation_alias="CONTEXT_API_LOG_LEVEL")
+    log_format: LogFormat = "auto"
+    app_env: AppEnv = "development"
 
     @field_validator("livekit_url")
     @classmethod
     def _livekit_scheme(cls, value: str) -> str:
-        value = value.strip()
-        if not value.startswith(("wss://", "ws://", "https://", "http://")):
-            raise ValueError("must start with wss://, ws://, https:// or http://")
+        value = livekit_scheme(value)
+        if not value:
+            raise ValueError("is empty")
         return value
 
     @field_validator("livekit_api_key")
@@ -147,11 +149,10 @@ class ContextApiSettings(ServiceSettings):
 
     @property
     def json_logs(self) -> bool:
-        import sys
+        return json_logs(self.log_format, self.app_env)
 
-        if self.log_format == "auto":
-            return not sys.stdout.isatty()
-        return self.log_format == "json"
+    def secret_values(self) -> list[str]:
+        return secret_values(self)
 
     def knows(self, code: str) -> bool:
         """Whether `code` names an agent: any well-formed code unless a list is configured."""

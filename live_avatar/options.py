@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings
 
-from common.settings import ServiceSettings, fail, load_settings
+from common.settings import SETTINGS, fail, load_settings, secret_values
 
 PROG = "python -m live_avatar"
 DEFAULT_THRESHOLD_DB = -40.0
@@ -23,8 +24,10 @@ DEFAULT_THRESHOLD_DB = -40.0
 MIN_THRESHOLD_DB = -120.0
 
 
-class LiveAvatarSettings(ServiceSettings):
+class LiveAvatarSettings(BaseSettings):
     """The environment fallbacks of `--model`, `--api-secret` and `--token`."""
+
+    model_config = SETTINGS
 
     bithuman_model_path: Path | None = None
     bithuman_api_secret: SecretStr | None = None
@@ -38,6 +41,9 @@ class LiveAvatarSettings(ServiceSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    def secret_values(self) -> list[str]:
+        return secret_values(self)
 
 
 @dataclass(frozen=True)

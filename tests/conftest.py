@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
+from pydantic_settings import BaseSettings
 
 from common import logs
-from common.settings import ServiceSettings
 
 # structlog lines become stdlib records, so pytest's caplog sees them with their fields
 logs.configure_structlog()
@@ -29,7 +29,7 @@ from devkit.openai_realtime import FakeRealtimeServer  # noqa: E402
 from tests.livekit_local import livekit_server  # noqa: E402,F401
 from tests.system import program_missing, require  # noqa: E402
 
-S = TypeVar("S", bound=ServiceSettings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,7 @@ log = logs.get_logger("token_server")
 
 
 def serve(settings: TokenServerSettings) -> None:
-    logs.setup(json=settings.production, level=settings.log_level, secrets=settings.secret_values())
+    logs.setup(json=settings.json_logs, level=settings.log_level, secrets=settings.secret_values())
     if settings.production:
         require_livekit(settings)
         require_client_auth(settings)

@@ -39,9 +39,8 @@ def build_limiter(settings: TokenServerSettings, clock: Clock | None = None) -> 
     if settings.rate_limit_per_minute == 0:
         return None
     spec = BucketSpec.per_minute(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    redis_url = settings.redis_url.get_secret_value()
-    if redis_url:
-        return RedisRateLimiter.from_url(redis_url, spec, clock=clock)
+    if settings.redis_url is not None:
+        return RedisRateLimiter.from_url(settings.redis_url.get_secret_value(), spec, clock=clock)
     return MemoryRateLimiter(spec, clock=clock)
 
 

@@ -1,4 +1,5 @@
-"""Settings of the token server: shared LiveKit names plus `TOKEN_SERVER_*` knobs.
+"""Settings of the token server: the shared LiveKit, Redis and logging fields plus its
+`TOKEN_SERVER_*` knobs.
 
 Every field reads the environment variable named by its `validation_alias`, so configuration
 errors name the variable a user has to fix. List settings are comma-separated.
@@ -8,12 +9,27 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import DirectoryPath, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import BaseSettings, NoDecode
 
-from common.settings import ServiceSettings, describe_error, fail, split_commas
+from common.settings import (
+    SETTINGS,
+    AppEnv,
+    LiveKitApiKey,
+    LiveKitApiSecret,
+    LiveKitUrl,
+    LogFormat,
+    LogLevel,
+    RedisUrl,
+    describe_error,
+    fail,
+    json_logs,
+    livekit_scheme,
+    secret_values,
+    split_commas,
+)
 from token_server.client_ip import Network
 
 MAX_TTL_SECONDS = 3600
@@ -22,52 +38,30 @@ MIN_API_KEY_LENGTH = 16
 # Browsers on this machine, any port: Flutter web (`--web-port 8080`), Vite, the Playground.
 DEVELOPMENT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
 
-_LIVEKIT_HINT = (
-    "LiveKit Cloud: project Settings > API keys; self-hosted: the keys in livekit.yaml; "
-    "`livekit-server --dev` uses devkey / secret"
-)
 _LIVEKIT_FIELDS = ("livekit_url", "livekit_api_key", "livekit_api_secret")
 # Where scripts/build-web.sh puts the web client, next to this package in a checkout.
 DEFAULT_WEB_DIR = Path(__file__).resolve().parents[1] / "web" / "dist"
 _API_KEY_HINT = "generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-class TokenServerSettings(ServiceSettings):
-    app_env: Literal["development", "production"] = Field(
-        "development",
-        validation_alias="APP_ENV",
-        json_schema_extra={"hint": "development or production"},
-    )
-    livekit_url: str = Field(
-        "",
-        validation_alias="LIVEKIT_URL",
-        json_schema_extra={"hint": "wss://<project>.livekit.cloud or ws://localhost:7880"},
-    )
-    livekit_api_key: str = Field(
-        "", validation_alias="LIVEKIT_API_KEY", json_schema_extra={"hint": _LIVEKIT_HINT}
-    )
-    livekit_api_secret: SecretStr = Field(
-        SecretStr(""),
-        validation_alias="LIVEKIT_API_SECRET",
-        json_schema_extra={"hint": _LIVEKIT_HINT},
-    )
+class TokenServerSettings(BaseSettings):
+    model_config = SETTINGS
+
+    app_env: AppEnv = "development"
+    livekit_url: LiveKitUrl = ""
+    livekit_api_key: LiveKitApiKey = ""
+    livekit_api_secret: LiveKitApiSecret = SecretStr("")
     agent_name: str = Field(
         "",
         validation_alias="AGENT_NAME",
         json_schema_extra={"hint": "the agent_name the worker registers with"},
     )
-    # A URL may carry a password (redis://:pw@host), so it is masked like a secret.
-    redis_url: SecretStr = Field(
-        SecretStr(""),
-        validation_alias="REDIS_URL",
-        json_schema_extra={"hint": "redis://host:6379/0"},
-    )
+    redis_url: RedisUrl = None
+    log_format: LogFormat = "auto"
 
     host: str = Field("0.0.0.0", validation_alias="TOKEN_SERVER_HOST")
     port: int = Field(3000, ge=0, le=65535, validation_alias="TOKEN_SERVER_PORT")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias="TOKEN_SERVER_LOG_LEVEL"
-    )
+    log_level: LogLevel = Field("INFO", validation_alias="TOKEN_SERVER_LOG_LEVEL")
     summary_interval_seconds: float = Field(
         60, ge=0, validation_alias="TOKEN_SERVER_SUMMARY_INTERVAL_SECONDS"
     )
@@ -120,10 +114,7 @@ class TokenServerSettings(ServiceSettings):
     @field_validator("livekit_url")
     @classmethod
     def _livekit_scheme(cls, value: str) -> str:
-        value = value.strip()
-        if value and not value.startswith(("wss://", "ws://", "https://", "http://")):
-            raise ValueError("must start with wss://, ws://, https:// or http://")
-        return value
+        return livekit_scheme(value)
 
     @field_validator("api_key")
     @classmethod
@@ -160,6 +151,13 @@ class TokenServerSettings(ServiceSettings):
     @property
     def production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        return json_logs(self.log_format, self.app_env)
+
+    def secret_values(self) -> list[str]:
+        return secret_values(self)
 
     @property
     def livekit_configured(self) -> bool:

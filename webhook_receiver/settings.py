@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings
 
-from common.settings import LoggingSettings
+from common.settings import SETTINGS, AppEnv, LogFormat, json_logs, secret_values
 from webhooks.signatures import DEFAULT_TOLERANCE
 
 
-class ReceiverSettings(LoggingSettings):
+class ReceiverSettings(BaseSettings):
+    model_config = SETTINGS
+
+    log_format: LogFormat = "auto"
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    app_env: AppEnv = "development"
     secret: SecretStr = Field(
         validation_alias="WEBHOOK_RECEIVER_SECRET",
         description="The secret the sender signs with (its WEBHOOK_SECRET).",
@@ -94,3 +100,10 @@ class ReceiverSettings(LoggingSettings):
         if not value.get_secret_value():
             raise ValueError("must not be empty")
         return value
+
+    @property
+    def json_logs(self) -> bool:
+        return json_logs(self.log_format, self.app_env)
+
+    def secret_values(self) -> list[str]:
+        return secret_values(self)

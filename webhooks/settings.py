@@ -13,9 +13,17 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import BaseSettings, NoDecode
 
-from common.settings import LoggingSettings, split_commas
+from common.settings import (
+    SETTINGS,
+    AppEnv,
+    LogFormat,
+    RedisUrl,
+    json_logs,
+    secret_values,
+    split_commas,
+)
 from webhooks.payloads import EVENT_TYPES, KNOWN_EVENT_TYPES
 from webhooks.signatures import BITHUMAN_HEADER, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -36,7 +44,12 @@ _RESERVED_HEADERS = {
 }
 
 
-class WebhookSettings(LoggingSettings):
+class WebhookSettings(BaseSettings):
+    model_config = SETTINGS
+
+    log_format: LogFormat = "auto"
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    app_env: AppEnv = "development"
     allow_http: bool = Field(
         False,
         validation_alias="WEBHOOK_ALLOW_HTTP",
@@ -113,12 +126,7 @@ class WebhookSettings(LoggingSettings):
         validation_alias="WEBHOOK_OUTBOX_PATH",
         description="SQLite outbox file (ignored when REDIS_URL is set).",
     )
-    redis_url: SecretStr | None = Field(
-        None,
-        validation_alias="REDIS_URL",
-        description="Keep the outbox in Redis instead of SQLite.",
-        json_schema_extra={"hint": "for example redis://localhost:6379/0"},
-    )
+    redis_url: RedisUrl = None  # the outbox in Redis instead of SQLite
     redis_prefix: str = Field("webhooks", min_length=1, validation_alias="WEBHOOK_REDIS_PREFIX")
     deliver_in_process: bool = Field(
         False,
@@ -161,9 +169,13 @@ class WebhookSettings(LoggingSettings):
         """How long a claimed delivery stays hidden from other deliverers (> one attempt)."""
         return self.timeout + min(self.timeout, 5.0)
 
+    @property
+    def json_logs(self) -> bool:
+        return json_logs(self.log_format, self.app_env)
+
     def secret_values(self) -> list[str]:
         extra = [value.get_secret_value() for value in self.headers.values()]
-        return [*super().secret_values(), *(value for value in extra if value)]
+        return [*secret_values(self), *(value for value in extra if value)]
 
     def header_values(self) -> dict[str, str]:
         return {name: value.get_secret_value() for name, value in self.headers.items()}
@@ -172,6 +184,13 @@ class WebhookSettings(LoggingSettings):
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return split_commas(value)
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _no_fast_retries(cls, value: Any) -> Any:
+        # blank means unset (the default schedule), so "none" is how to ask for no fast retries
+        text = value.strip().lower() if isinstance(value, str) else None
+        return [] if text == "none" or value == ["none"] else value
 
     @field_validator("urls")
     @classmethod
@@ -197,7 +216,8 @@ class WebhookSettings(LoggingSettings):
     @field_validator("secret", "redis_url")
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        return value if value is not None and value.get_secret_value() else None
+        # blank is unset; this also covers a value given in code (settings_of, tests)
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("headers", mode="before")
     @classmethod

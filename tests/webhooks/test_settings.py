@@ -35,9 +35,11 @@ def test_environment_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) 
     assert "Bearer tok-123456" in settings.secret_values()
 
 
-def test_empty_retry_delays_mean_a_single_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "")
+def test_no_retry_delays_mean_a_single_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBHOOK_SLOW_RETRY_FOR", "0")
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "")  # blank is unset: bitHuman's three retries
+    assert WebhookSettings().attempts == 4
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "none")
     assert WebhookSettings().attempts == 1
 
 
