@@ -4,16 +4,29 @@
 #   Agent Context API:       python -m context_api
 #   webhook deliverer:       python -m webhooks
 #   webhook receiver:        python -m webhook_receiver
-# BASE must provide Python 3.11+ with venv; the default is the official slim image. Offline builds
-# pass a locally bootstrapped Debian instead (docs/deployment.md, tests/test_docker_image.py).
+# BASE must provide Python 3.11+ with venv, NODE_BASE Node.js 20+ with npm; the defaults are the
+# official slim images. Offline builds pass locally bootstrapped ones instead
+# (docs/deployment.md, tests/test_docker_image.py).
 ARG BASE=python:3.11-slim
+ARG NODE_BASE=node:20-bookworm-slim
+
+# The web page the token server serves at / (web/, bundled by esbuild)
+FROM ${NODE_BASE} AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+COPY web/tsconfig.json web/build.mjs ./
+COPY web/src ./src
+RUN npm run build
+
 FROM ${BASE}
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH \
-    WEBHOOK_OUTBOX_PATH=/app/var/webhook-outbox.db
+    WEBHOOK_OUTBOX_PATH=/app/var/webhook-outbox.db \
+    TOKEN_SERVER_WEB_DIR=/app/web/dist
 
 # onnxruntime (Silero VAD) needs OpenMP; OpenCV (bitHuman SDK) needs glib
 RUN apt-get update \
@@ -35,6 +48,7 @@ COPY token_server ./token_server
 COPY webhooks ./webhooks
 COPY webhook_receiver ./webhook_receiver
 COPY config ./config
+COPY --from=web /web/dist ./web/dist
 RUN pip install --no-deps . && mkdir -p /app/var && chown app /app/var
 
 USER app
