@@ -9,7 +9,7 @@ import sys
 
 from agent.settings import AgentSettings, LiveKitCredentials
 from common import logs, noise
-from common.settings import EXIT_CONFIG_ERROR, fail, load_settings
+from common.settings import EXIT_CONFIG_ERROR, fail, json_logs, load_settings
 from webhooks.settings import WebhookSettings
 
 NEEDS_SERVER = {"dev", "start", "connect"}
@@ -73,11 +73,9 @@ def main(argv: list[str]) -> None:
     # --help and download-files need no credentials: build the server from the defaults
     server = build_server(settings or AgentSettings.model_construct())
     if settings is not None and command in WORKER_COMMANDS:
-        json_logs = settings.log_format == "json" or (
-            settings.log_format == "auto" and command == "start"
-        )
+        as_json = json_logs(settings.log_format, settings.app_env)
         # livekit's CLI installs its handler first; ours then formats every line the same way
-        server.on("worker_started", lambda: logs.install_formatter(json=json_logs))
+        server.on("worker_started", lambda: logs.install_formatter(json=as_json))
     if webhook_settings is not None and command in NEEDS_SERVER:
         deliver_from_worker(server, webhook_settings)
     noise.quiet_livekit_cli()

@@ -70,7 +70,9 @@ def livekit_config(port: int) -> str:
     )
 
 
-def child_environments(settings: Mapping[str, str], livekit_port: int) -> dict[str, str]:
+def child_environments(
+    settings: Mapping[str, str], livekit_port: int, *, terminal: bool = False
+) -> dict[str, str]:
     """Variables the token server and the agent get on top of the inherited environment."""
     extra = {
         "LIVEKIT_URL": f"ws://127.0.0.1:{livekit_port}",
@@ -79,6 +81,8 @@ def child_environments(settings: Mapping[str, str], livekit_port: int) -> dict[s
         "TOKEN_SERVER_HOST": settings.get("TOKEN_SERVER_HOST", "127.0.0.1"),
         # the only worker of this server: refusing a job for load would leave the room empty
         "AGENT_LOAD_THRESHOLD": settings.get("AGENT_LOAD_THRESHOLD", "inf"),
+        # the agent's log reaches the terminal through our pipe, where `auto` would mean JSON
+        "LOG_FORMAT": settings.get("LOG_FORMAT", "console" if terminal else "auto"),
     }
     if "AVATAR_MODE" not in settings and not any(name in settings for name in AVATAR_SETTINGS):
         extra["AVATAR_MODE"] = "placeholder"
@@ -147,7 +151,8 @@ def plan(argv: list[str]) -> Plan:
     return Plan(
         livekit_port=livekit_port,
         token_port=int(settings.get("TOKEN_SERVER_PORT", "3000")),
-        env=dict(os.environ) | child_environments(settings, livekit_port),
+        env=dict(os.environ)
+        | child_environments(settings, livekit_port, terminal=sys.stderr.isatty()),
         logs=logs,
         agent_args=argv or ["dev"],
     )

@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from agent.dynamics.settings import AVATAR_IDENTITY, DynamicsSettings
-from common.settings import fail
+from common.settings import AppEnv, LogFormat, fail
 
 OPENAI_KEY_HINT = "create one at https://platform.openai.com/api-keys"
 LIVEKIT_HINT = (
@@ -230,7 +230,8 @@ class AgentSettings(DynamicsSettings):
     )
 
     # --- logging -------------------------------------------------------------------------------
-    log_format: Literal["auto", "json", "console"] = "auto"
+    app_env: AppEnv = "development"
+    log_format: LogFormat = "auto"
     log_level: str = Field(
         default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "LIVEKIT_LOG_LEVEL")
     )

@@ -1,6 +1,6 @@
 """Webhook events from a conversation: `room.join` when a user joins the room, `chat.push` for
 every final user and agent message. The session only enqueues (`webhooks.WebhookEmitter`); a
-deliverer in the worker's main process (or `python -m webhooks.deliver`) does the sending."""
+deliverer in the worker's main process (or `python -m webhooks`) does the sending."""
 
 from __future__ import annotations
 

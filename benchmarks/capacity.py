@@ -26,7 +26,7 @@ Per N, after every user has heard its greeting, over `--duration` seconds of tur
 
 The headline: the largest N with the worker's tree under 70% of its core, turn latency p95
 within 1.5x of N=1's, and nothing failed. The worker runs with AGENT_LOAD_THRESHOLD=inf and the
-server's agents.target_load raised (tests/livekit_local.py): admission is not what is measured.
+server's agents.target_load raised (devkit/livekit_server.py): admission is not what is measured.
 `--set` adds worker settings (before/after comparisons, e.g. --set AGENT_LOCAL_VAD=false).
 Figures from a machine where other work runs are contaminated: the load averages are printed.
 """
@@ -56,10 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.e2e_latency_bench import percentile, require_server  # noqa: E402
-from tests.conftest import OUR_VARIABLES  # noqa: E402
-from tests.e2e.harness import AgentProcess, write_env  # noqa: E402
-from tests.fakes.openai_realtime import GREETING  # noqa: E402
-from tests.livekit_local import BINARY, LiveKitServer, running_server  # noqa: E402
+from devkit.harness import OUR_VARIABLES, AgentProcess, write_env  # noqa: E402
+from devkit.livekit_server import BINARY, LiveKitServer, running_server  # noqa: E402
+from devkit.openai_realtime import GREETING  # noqa: E402
 from token_server.app import create_app  # noqa: E402
 from token_server.settings import TokenServerSettings  # noqa: E402
 
@@ -136,7 +135,7 @@ def load() -> str:
 
 @contextlib.contextmanager
 def pinned_server_binary(core: int, folder: Path) -> Iterator[None]:
-    """livekit-server started through `taskset` (tests/livekit_local.py honours
+    """livekit-server started through `taskset` (devkit/livekit_server.py honours
     LIVEKIT_SERVER_BIN)."""
     wrapper = folder / "livekit-server-pinned"
     real = os.environ.get("LIVEKIT_SERVER_BIN", str(BINARY))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from devkit.harness import User, agent_identity
+from devkit.openai_realtime import GREETING
 from tests.e2e.conftest import Stack
-from tests.e2e.harness import User, agent_identity
-from tests.fakes.openai_realtime import GREETING
 
 pytestmark = pytest.mark.e2e
 
