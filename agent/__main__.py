@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 
+from agent.dynamics.settings import DynamicsSettings
 from agent.settings import AgentSettings, LiveKitCredentials
 from common import logs, noise
 from common.settings import EXIT_CONFIG_ERROR, fail, json_logs, load_settings
@@ -53,6 +54,7 @@ def main(argv: list[str]) -> None:
         webhook_settings = load_settings(WebhookSettings)
         credentials = settings.require_livekit() if command in NEEDS_SERVER else None
         settings.check_files()
+        load_settings(DynamicsSettings).check_map()
         if credentials is not None:
             check_credentials(credentials)
         if command == "console":

@@ -22,7 +22,7 @@ from livekit.agents.voice.avatar import AvatarSession
 # way to create it after the session started, which is when an avatar can leave
 from livekit.agents.voice.room_io._output import _ParticipantAudioOutput
 
-from agent.dynamics import AvatarRpc, Dynamics, LocalRuntime
+from agent.dynamics import AvatarRpc, Dynamics, DynamicsSettings, LocalRuntime
 from agent.dynamics.sender import GestureTarget
 from agent.process_state import ProcessState
 from agent.settings import (
@@ -206,16 +206,17 @@ async def start_gestures(
     room: rtc.Room,
     avatar: AvatarSession[Any] | None,
     settings: AgentSettings,
+    dynamics: DynamicsSettings,
 ) -> Dynamics | None:
     """Keyword gestures for a running session: RPCs to a cloud avatar, or the local runtime."""
-    if avatar is None or not settings.dynamics_enabled:
+    if avatar is None or not dynamics.dynamics_enabled:
         return None
     if isinstance(settings.avatar, PlaceholderFace):
         from agent.placeholder import PlaceholderAvatar, start_placeholder_gestures
 
         if not isinstance(avatar, PlaceholderAvatar):
             raise TypeError(f"the placeholder mode started a {type(avatar).__name__}")
-        return await start_placeholder_gestures(session, avatar, settings)
+        return await start_placeholder_gestures(session, avatar, dynamics)
     if isinstance(settings.avatar, LocalAvatar):
         from livekit.plugins import bithuman
 
@@ -224,10 +225,10 @@ async def start_gestures(
         target: GestureTarget = LocalRuntime(avatar.runtime)
     else:
         target = AvatarRpc(
-            room, identity=avatar.avatar_identity, response_timeout=settings.dynamics_rpc_timeout
+            room, identity=avatar.avatar_identity, response_timeout=dynamics.dynamics_rpc_timeout
         )
     return await Dynamics.start(
-        session=session, target=target, settings=settings, agent_id=settings.gesture_agent_id
+        session=session, target=target, settings=dynamics, agent_id=settings.gesture_agent_id
     )
 
 

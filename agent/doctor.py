@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
+from agent.dynamics.settings import DynamicsSettings
 from agent.livekit_check import probe
 from agent.settings import BITHUMAN_HINT, LIVEKIT_HINT, OPENAI_KEY_HINT, AgentSettings
 from bithuman_client import (
@@ -94,10 +95,14 @@ def load() -> tuple[Line, Loaded | None]:
     except ValidationError as error:
         return Line(FAIL, name, describe_error(AgentSettings, error), _SETTINGS_FIX), None
     try:
+        dynamics = DynamicsSettings()
+    except ValidationError as error:
+        return Line(FAIL, name, describe_error(DynamicsSettings, error), _SETTINGS_FIX), None
+    try:
         webhooks = WebhookSettings()
     except ValidationError as error:
         return Line(FAIL, name, describe_error(WebhookSettings, error), _SETTINGS_FIX), None
-    problem = _stopped_with(agent.check_files)
+    problem = _stopped_with(agent.check_files) or _stopped_with(dynamics.check_map)
     if problem:
         return Line(FAIL, name, problem, _SETTINGS_FIX), None
     # masked in every line; a dev value as short as `secret` would mask the English word

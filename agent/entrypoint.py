@@ -88,7 +88,9 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.add_shutdown_callback(lambda _reason: fallback.aclose())
 
     # after the start: the optional gesture tool joins the running agent's tools
-    gestures = await optional("gestures", start_gestures(session, ctx.room, avatar, settings))
+    gestures = await optional(
+        "gestures", start_gestures(session, ctx.room, avatar, settings, state.dynamics)
+    )
     if gestures is not None:
         ctx.add_shutdown_callback(lambda _reason: gestures.aclose())
 

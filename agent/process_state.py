@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from livekit.agents import JobProcess, vad
 
+from agent.dynamics.settings import DynamicsSettings
 from agent.settings import AgentSettings
 from webhooks import WebhookSettings
 
@@ -23,6 +24,7 @@ _KEY = "agent.process_state"
 @dataclass
 class ProcessState:
     settings: AgentSettings
+    dynamics: DynamicsSettings
     webhooks: WebhookSettings
     vad: vad.VAD | None = None  # None: AGENT_LOCAL_VAD is off
     bithuman_runtime: AsyncBithuman | None = None  # a local .imx avatar's, loaded once

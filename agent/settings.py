@@ -23,9 +23,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings
 
-from agent.dynamics.settings import AVATAR_IDENTITY, DynamicsSettings
-from common.settings import AppEnv, LogFormat, fail
+from agent.dynamics.settings import AVATAR_IDENTITY, DEFAULT_REST_URL, BithumanApiSecret
+from common.settings import SETTINGS, AppEnv, LogFormat, fail, secret_values
 
 OPENAI_KEY_HINT = "create one at https://platform.openai.com/api-keys"
 LIVEKIT_HINT = (
@@ -125,9 +126,11 @@ class LiveKitCredentials:
     api_secret: SecretStr
 
 
-class AgentSettings(DynamicsSettings):
-    """Everything the worker reads; the gesture settings (and the bitHuman secret and REST
-    URL, which gestures need too) come from `DynamicsSettings`."""
+class AgentSettings(BaseSettings):
+    """What the worker reads besides the gestures (DynamicsSettings) and the webhooks
+    (WebhookSettings), which are loaded beside it."""
+
+    model_config = SETTINGS
 
     # --- OpenAI Realtime -------------------------------------------------------------------
     openai_api_key: SecretStr = Field(json_schema_extra={"hint": OPENAI_KEY_HINT})
@@ -161,6 +164,8 @@ class AgentSettings(DynamicsSettings):
     _avatar: Avatar = PrivateAttr(default_factory=NoAvatar)  # set by _resolve_avatar
 
     # --- bitHuman avatar -------------------------------------------------------------------------
+    bithuman_api_secret: BithumanApiSecret = None
+    bithuman_rest_url: str = DEFAULT_REST_URL
     bithuman_avatar_id: str | None = None
     bithuman_avatar_image: str | None = None
     bithuman_model_path: Path | None = None
@@ -236,7 +241,6 @@ class AgentSettings(DynamicsSettings):
         default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "LIVEKIT_LOG_LEVEL")
     )
 
-    # named apart from DynamicsSettings' validator, which a same-named one would replace
     @field_validator(
         "bithuman_avatar_id",
         "bithuman_avatar_image",
@@ -393,16 +397,12 @@ class AgentSettings(DynamicsSettings):
         return text
 
     def check_files(self) -> None:
-        """Read the prompt and the gesture map now: a broken file stops start-up with one line
-        instead of failing in every job."""
+        """Read the prompt now: a broken file stops start-up with one line instead of failing
+        in every job."""
         _ = self.instructions
-        if self.map_path is not None and self.dynamics_enabled:
-            from agent.dynamics.keymap import KeymapError, load_keymap
 
-            try:
-                load_keymap(self.map_path)
-            except KeymapError as exc:
-                fail(f"configuration error: DYNAMICS_MAP_PATH: {exc}")
+    def secret_values(self) -> list[str]:
+        return secret_values(self)
 
     @property
     def livekit(self) -> LiveKitCredentials | None:

@@ -11,7 +11,7 @@ from livekit.plugins import silero
 
 from agent.admission import load_function, load_threshold
 from agent.avatar import prewarm_avatar
-from agent.dynamics import warm_up
+from agent.dynamics import DynamicsSettings, warm_up
 from agent.entrypoint import entrypoint
 from agent.process_state import ProcessState
 from agent.settings import AgentSettings, AvatarMode
@@ -29,11 +29,13 @@ def prewarm(proc: JobProcess) -> None:
     started = time.perf_counter()
     noise.quiet_short_jwt_keys()  # a job process does not inherit the main process's filters
     settings = load_settings(AgentSettings)
+    dynamics = load_settings(DynamicsSettings)
     webhook_settings = load_settings(WebhookSettings)
     logs.register_secrets(settings.secret_values() + webhook_settings.secret_values())
     logs.configure_structlog()
     ProcessState(
         settings,
+        dynamics,
         webhook_settings,
         # else barge-ins come from the realtime model's turn detection
         vad=silero.VAD.load() if settings.agent_local_vad else None,
@@ -42,7 +44,7 @@ def prewarm(proc: JobProcess) -> None:
     # the first realtime connection of a job would otherwise parse the whole CA bundle on the
     # event loop (170-600 ms measured by benchmarks/e2e_latency_bench.py); livekit caches it
     http_context._create_ssl_context()
-    if settings.avatar_mode is not AvatarMode.NONE and settings.dynamics_enabled:
+    if settings.avatar_mode is not AvatarMode.NONE and dynamics.dynamics_enabled:
         warm_up()  # the gesture matcher's Unicode tables, once per process
     # what prewarm loaded lives as long as the process: keep the collector from re-scanning it
     # on every full collection (tens of ms of pause in the middle of a conversation)

@@ -104,16 +104,6 @@ def secret_values(settings: BaseModel) -> list[str]:
     return found
 
 
-class ServiceSettings(BaseSettings):
-    """The shared config and `secret_values()` as a base class: kept for the agent's settings
-    (agent/dynamics/settings.py) until they compose `SETTINGS` like the services do."""
-
-    model_config = SETTINGS
-
-    def secret_values(self) -> list[str]:
-        return secret_values(self)
-
-
 def split_commas(value: Any) -> Any:
     """A comma-separated environment value becomes a list (blanks dropped); others pass as is.
 

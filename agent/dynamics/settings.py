@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings
 
-from common.settings import ServiceSettings
+from common.settings import SETTINGS, fail, secret_values
 
 # the cloud avatar participant's identity: the livekit bitHuman plugin's default
 AVATAR_IDENTITY = "bithuman-avatar-agent"
@@ -15,7 +17,20 @@ AVATAR_IDENTITY = "bithuman-avatar-agent"
 DEFAULT_MAP_PATH = Path(__file__).resolve().parents[2] / "config" / "gestures.yaml"
 
 
-class DynamicsSettings(ServiceSettings):
+# Shared with the avatar's settings (agent/settings.py): both read these two variables.
+BithumanApiSecret = Annotated[
+    SecretStr | None,
+    Field(json_schema_extra={"hint": "copy it from https://imaginex.bithuman.ai/#developer"}),
+]
+DEFAULT_REST_URL = "https://api.bithuman.ai"
+
+
+class DynamicsSettings(BaseSettings):
+    """DYNAMICS_* and the bitHuman REST access that reads an avatar's gesture catalog; loaded
+    beside the agent's settings (agent/process_state.py), not inside them."""
+
+    model_config = SETTINGS
+
     dynamics_enabled: bool = Field(
         default=True, description="Master switch; avatars without gestures are skipped anyway."
     )
@@ -46,11 +61,8 @@ class DynamicsSettings(ServiceSettings):
     dynamics_catalog_timeout: float = Field(
         default=5.0, gt=0, description="Seconds a session waits for the gesture catalog."
     )
-    bithuman_api_secret: SecretStr | None = Field(
-        default=None,
-        json_schema_extra={"hint": "copy it from https://imaginex.bithuman.ai/#developer"},
-    )
-    bithuman_rest_url: str = "https://api.bithuman.ai"
+    bithuman_api_secret: BithumanApiSecret = None
+    bithuman_rest_url: str = DEFAULT_REST_URL
 
     @field_validator("dynamics_map_path", mode="before")
     @classmethod
@@ -70,3 +82,18 @@ class DynamicsSettings(ServiceSettings):
         if self.dynamics_map_path is not None:
             return self.dynamics_map_path
         return DEFAULT_MAP_PATH if DEFAULT_MAP_PATH.is_file() else None
+
+    def secret_values(self) -> list[str]:
+        return secret_values(self)
+
+    def check_map(self) -> None:
+        """Read the gesture map now: a broken file stops start-up with one line instead of
+        failing in every job."""
+        if self.map_path is None or not self.dynamics_enabled:
+            return
+        from agent.dynamics.keymap import KeymapError, load_keymap
+
+        try:
+            load_keymap(self.map_path)
+        except KeymapError as exc:
+            fail(f"configuration error: DYNAMICS_MAP_PATH: {exc}")

@@ -9,6 +9,7 @@ from livekit.agents import Agent
 from livekit.plugins import bithuman, silero
 
 from agent.avatar import start_gestures
+from agent.dynamics import DynamicsSettings
 from agent.session import build_session
 from agent.settings import AgentSettings
 from devkit.bithuman_api import BithumanStub
@@ -30,6 +31,11 @@ async def test_a_funny_remark_makes_the_avatar_laugh_once_and_the_reply_arrives(
         bithuman_api_secret=bithuman_api.secret,
         bithuman_avatar_id="A12BCD3456",
         bithuman_rest_url=bithuman_api.url,
+    )
+    dynamics = DynamicsSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        bithuman_api_secret=bithuman_api.secret,
+        bithuman_rest_url=bithuman_api.url,
         dynamics_map_path=None,
     )
     participant = RecordingParticipant(identity="agent-1")
@@ -41,7 +47,7 @@ async def test_a_funny_remark_makes_the_avatar_laugh_once_and_the_reply_arrives(
     speaker, mic = Speaker(), Microphone()
     session.output.audio = speaker
     await session.start(Agent(instructions="You are a test avatar."))
-    gestures = await start_gestures(session, room, avatar, settings)  # type: ignore[arg-type]
+    gestures = await start_gestures(session, room, avatar, settings, dynamics)  # type: ignore[arg-type]
     try:
         assert gestures is not None and gestures.active
         session.input.audio = mic
