@@ -164,6 +164,27 @@ HANDLER_ARGS: Mapping[str, Any] = {
     "logger": _ClientErrorLogger(logging.getLogger("aiohttp.server"), {})
 }
 
+LINGERING_SECONDS = 2.0  # how long the unread rest of a refused body is drained
+
+
+def handler_args(read_timeout: float) -> dict[str, Any]:
+    """Per-connection options for a service that reads requests within `read_timeout` s.
+
+    aiohttp closes a connection that has not delivered a complete request head within its
+    keep-alive timeout, counted from the connection's start or from the previous answer, and
+    header lines trickled in do not extend it: that timeout is the header-read deadline. The
+    body gets as long again (in the handler), and the unread rest of a refused body is drained
+    for at most LINGERING_SECONDS, so a client sending slowly is gone after twice the timeout at
+    most. Malformed requests are logged at DEBUG in one line (HANDLER_ARGS). No access log:
+    requests are counted in /metrics.
+    """
+    return {
+        **HANDLER_ARGS,
+        "keepalive_timeout": read_timeout,
+        "lingering_time": min(read_timeout, LINGERING_SECONDS),
+        "access_log": None,
+    }
+
 
 def add_status_routes(
     app: web.Application,

@@ -6,12 +6,10 @@ The HTTP client session to LiveKit opens when the app starts and closes with it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 from aiohttp import web
 
-from common.web import HANDLER_ARGS, add_status_routes
+from common.web import add_status_routes, handler_args
 from context_api.delivery import FanOut
 from context_api.errors import error_middleware
 from context_api.metrics import Metrics, metrics_middleware
@@ -22,20 +20,6 @@ from context_api.state import SERVICES, Services
 from context_api.wire import CommandSigner
 
 # How long a refused body is drained, so that its sender still reads our answer (413, 408).
-LINGERING_SECONDS = 2.0
-
-
-def handler_args(settings: ContextApiSettings) -> dict[str, Any]:
-    """Per-connection options: a request head must arrive within the read timeout (aiohttp's
-    keep-alive timeout bounds it), malformed requests are logged at DEBUG in one line, and
-    there is no access log (requests are counted in /metrics; each command is logged once)."""
-    timeout = settings.read_timeout_seconds
-    return {
-        **HANDLER_ARGS,
-        "keepalive_timeout": timeout,
-        "lingering_time": min(timeout, LINGERING_SECONDS),
-        "access_log": None,
-    }
 
 
 async def _no_store(_: web.Request, response: web.StreamResponse) -> None:
@@ -58,7 +42,7 @@ def create_app(settings: ContextApiSettings) -> web.Application:
     app = web.Application(
         middlewares=[metrics_middleware(metrics), error_middleware],
         client_max_size=MAX_BODY_BYTES,
-        handler_args=handler_args(settings),
+        handler_args=handler_args(settings.read_timeout_seconds),
     )
     app[SERVICES] = services
     app.on_response_prepare.append(_no_store)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
+import sys
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TypeVar
+
+import pexpect
 
 T = TypeVar("T")
 
@@ -35,3 +40,20 @@ async def terminate(process: asyncio.subprocess.Process) -> int:
         process.kill()
         await process.wait()
         raise
+
+
+def spawn_console(
+    env: dict[str, str], cwd: Path, *, columns: int
+) -> tuple[pexpect.spawn, io.StringIO]:
+    """`python -m agent console --text` in a pseudo-terminal, and what it prints."""
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "agent", "console", "--text"],
+        cwd=str(cwd),
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, columns),
+    )
+    child.logfile_read = printed = io.StringIO()
+    return child, printed

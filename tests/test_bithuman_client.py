@@ -26,16 +26,7 @@ from bithuman_client import (
 )
 from bithuman_client.client import _retry_after_seconds
 from devkit.bithuman_api import ACCOUNT_SECRET, MINT, SCOPED_TOKEN_PREFIX, BithumanStub
-
-
-class Sleeps:
-    """An injected clock: records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+from tests.bithuman_client.clock import Sleeps
 
 
 def client_for(url: str, sleeps: Sleeps, **kw: object) -> BithumanClient:

@@ -7,11 +7,9 @@ refuses unlisted origins before any work), JSON errors (turns every failure into
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from common.web import HANDLER_ARGS, add_status_routes, error_middleware
+from common.web import add_status_routes, error_middleware, handler_args
 from token_server.client_ip import ClientKeys
 from token_server.cors import OriginPolicy, cors_middleware
 from token_server.metrics import Metrics, metrics_middleware
@@ -31,7 +29,6 @@ from token_server.summary import install as install_summary
 from token_server.webclient import add_web_client
 
 # How long a refused body is drained, so that its sender still reads our answer (413, 408).
-LINGERING_SECONDS = 2.0
 
 
 def build_limiter(settings: TokenServerSettings, clock: Clock | None = None) -> RateLimiter | None:
@@ -42,28 +39,6 @@ def build_limiter(settings: TokenServerSettings, clock: Clock | None = None) -> 
     if settings.redis_url is not None:
         return RedisRateLimiter.from_url(settings.redis_url.get_secret_value(), spec, clock=clock)
     return MemoryRateLimiter(spec, clock=clock)
-
-
-def handler_args(settings: TokenServerSettings) -> dict[str, Any]:
-    """Per-connection options, whichever runner serves the app.
-
-    aiohttp closes a connection that has not delivered a complete request head within its
-    keep-alive timeout, counted from the connection's start or from the previous answer, and
-    header lines trickled in do not extend it: that timeout is our header-read deadline, so
-    connections held open with partial headers are closed after TOKEN_SERVER_READ_TIMEOUT_SECONDS.
-    The body gets as long again (in the handler), and the unread rest of a refused body is
-    drained for at most that long too (aiohttp's lingering close, 10 s by default), so a client
-    sending slowly is gone after twice the timeout at most. Malformed requests, which aiohttp
-    answers 400 itself, are logged at DEBUG in one line rather than with a traceback. No access
-    log: requests are counted in /metrics and summarised once per interval (summary.py).
-    """
-    timeout = settings.read_timeout_seconds
-    return {
-        **HANDLER_ARGS,
-        "keepalive_timeout": timeout,
-        "lingering_time": min(timeout, LINGERING_SECONDS),
-        "access_log": None,
-    }
 
 
 async def _no_store(_: web.Request, response: web.StreamResponse) -> None:
@@ -93,7 +68,7 @@ def create_app(settings: TokenServerSettings, *, clock: Clock | None = None) -> 
             error_middleware,
         ],
         client_max_size=MAX_BODY_BYTES,
-        handler_args=handler_args(settings),
+        handler_args=handler_args(settings.read_timeout_seconds),
     )
     app[SERVICES] = services
     app.on_response_prepare.append(_no_store)

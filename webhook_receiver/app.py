@@ -28,11 +28,11 @@ from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from common.web import (
-    HANDLER_ARGS,
     ApiError,
     add_status_routes,
     error_middleware,
     error_response,
+    handler_args,
 )
 from webhook_receiver.metrics import ReceiverMetrics
 from webhook_receiver.processor import Processor, Receipt
@@ -46,7 +46,6 @@ from webhooks.signatures import verify_webhook
 PROCESSOR = web.AppKey("processor", Processor)
 BUSY_RETRY_AFTER_S = 5
 MAX_EVENT_TYPE_LENGTH = 128
-LINGERING_S = 2.0  # how long the unread rest of a refused body is drained
 
 
 def create_app(
@@ -63,15 +62,9 @@ def create_app(
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=settings.max_body,
-        handler_args={
-            **HANDLER_ARGS,
-            # aiohttp closes a connection whose request head has not arrived within the
-            # keep-alive timeout (trickled header lines do not extend it): the head's deadline.
-            # Above aiohttp clients' own 15 s idle limit, so a sender never reuses a
-            # connection we are closing.
-            "keepalive_timeout": settings.read_timeout,
-            "lingering_time": min(settings.read_timeout, LINGERING_S),
-        },
+        # the head's deadline is above aiohttp clients' own 15 s idle limit, so a sender never
+        # reuses a connection we are closing
+        handler_args=handler_args(settings.read_timeout),
     )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

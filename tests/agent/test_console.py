@@ -5,17 +5,16 @@ when all is there, none of livekit's deprecation banners."""
 from __future__ import annotations
 
 import asyncio
-import io
 import re
-import sys
 from pathlib import Path
 
 import pexpect
 import pytest
 
+from devkit.harness import free_port
 from devkit.openai_realtime import FakeRealtimeServer
 from tests.agent.test_worker import OPENAI_KEY, agent_env, converse_in_console
-from tests.conftest import free_port
+from tests.subprocesses import spawn_console
 from tests.system import portaudio_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,16 +23,7 @@ _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def start_console(env: dict[str, str], cwd: Path) -> tuple[int, list[str]]:
     """`console --text` in a pseudo-terminal until it exits: its status and printed lines."""
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "agent", "console", "--text"],
-        cwd=str(cwd),
-        env=env,
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 200),
-    )
-    child.logfile_read = printed = io.StringIO()
+    child, printed = spawn_console(env, cwd, columns=200)
     try:
         child.expect(pexpect.EOF)
     finally:

@@ -5,9 +5,7 @@ exchange, its webhooks, and a console that goes on when webhooks cannot start. (
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from devkit.openai_realtime import FakeRealtimeServer
+from tests.subprocesses import spawn_console
 from tests.system import portaudio_fixture  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("portaudio")  # console imports sounddevice, even with --text
@@ -101,16 +100,7 @@ def converse_in_console(
 ) -> str:
     """One exchange in `console --text` through a pseudo-terminal; returns all it printed.
     `before_exit`: wait (up to 30 s) for it before stopping the console."""
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "agent", "console", "--text"],
-        cwd=str(cwd),
-        env=env,
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 120),
-    )
-    child.logfile_read = printed = io.StringIO()
+    child, printed = spawn_console(env, cwd, columns=120)
     try:
         child.expect("Type to talk to your agent")
         child.send("what time is it\r")

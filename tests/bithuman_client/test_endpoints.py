@@ -30,14 +30,7 @@ from devkit.bithuman_api import (
     speak_path,
     status_path,
 )
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+from tests.bithuman_client.clock import Sleeps
 
 
 def client_for(stub: BithumanStub, sleeps: Sleeps | None = None, **kw: Any) -> BithumanClient:

@@ -3,24 +3,25 @@ logged with a traceback: JSON bodies through the client, then raw requests on a 
 
 from __future__ import annotations
 
-import asyncio
-import gzip
-import io
 import json
 import logging
-import socket
-import threading
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.logs import formatter
+from tests.hostile_http import (
+    Served,
+    encoded,
+    exchange,
+    framed,
+    hostile_text,
+    mostly,
+    serve_in_thread,
+    status_of,
+)
 from tests.token_server.conftest import make_settings
 from token_server import create_app
 from token_server.routes import MAX_BODY_BYTES
@@ -203,31 +204,6 @@ async def test_wrong_method_is_a_json_405(client: Any, method: str) -> None:
 FUZZ_KEY = "fuzz-api-key-0123456789"
 
 
-class _Recorder(logging.Handler):
-    """Formats every record as the service does and keeps what must not happen."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(formatter(json=True))
-        self.stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-        self.bad: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or record.levelno >= logging.ERROR:
-            self.bad.append(f"{record.name}: {record.getMessage()}")
-        try:
-            self.stream.write(self.format(record) + "\n")
-        except Exception as exc:
-            self.bad.append(f"unwritable log line from {record.name}: {exc!r}")
-
-
-@dataclass
-class Served:
-    port: int
-    recorder: _Recorder
-    statuses: list[int] = field(default_factory=list)
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     """The token server with every protection on, on a loop of its own in a thread."""
@@ -239,76 +215,11 @@ def served() -> Iterator[Served]:
         trusted_proxies=["127.0.0.1"],
         read_timeout_seconds=1.0,
     )
-    app = create_app(settings_)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
-    started = threading.Event()
-    port: list[int] = []
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        assert site._server is not None
-        port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-        leftovers = asyncio.all_tasks(loop)
-        for task in leftovers:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-        loop.close()
-
-    recorder = _Recorder()
-    root = logging.getLogger()
-    ours = logging.getLogger("token_server")
-    old_level = ours.level
-    ours.setLevel(logging.DEBUG)  # the per-token lines, with hostile names, get formatted too
-    root.addHandler(recorder)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield Served(port[0], recorder)
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        root.removeHandler(recorder)
-        ours.setLevel(old_level)
+    # the per-token lines, with hostile names, get formatted too
+    with serve_in_thread(create_app(settings_), "token_server", logging.DEBUG) as served:
+        yield served
 
 
-def exchange(port: int, request: bytes, *, half_close: bool) -> bytes:
-    """Send raw bytes and read until the server closes (requests say Connection: close)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        try:
-            sock.sendall(request)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # answered and closed before an oversized request was sent
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """`usual` about four times in five, else `odd`."""
-    return st.integers(0, 4).flatmap(lambda n: odd if n == 0 else usual)
-
-
-hostile_text = st.text(st.characters(codec=None), max_size=40)  # lone surrogates included
 raw_header_values = st.binary(max_size=80).map(
     lambda v: v.replace(b"\r", b" ").replace(b"\n", b"-")
 )
@@ -395,22 +306,7 @@ def hostile_requests(draw: st.DrawFn) -> tuple[bytes, bool]:
             | raw_header_values
         )
         headers.append((b"X-Forwarded-For", forwarded))
-    encoding = draw(
-        mostly(
-            st.none(),
-            st.sampled_from([b"gzip", b"deflate", b"br", b"zstd", b"identity", b"gzip, x", b"?"]),
-        )
-    )
-    if encoding is not None:
-        headers.append((b"Content-Encoding", encoding))
-        how = draw(st.sampled_from(["as named", "not at all", "truncated", "trailing junk"]))
-        if how != "not at all" and encoding in (b"gzip", b"deflate"):
-            packed = gzip.compress(body) if encoding == b"gzip" else zlib.compress(body)
-            body = {
-                "as named": packed,
-                "truncated": packed[: len(packed) // 2],
-                "trailing junk": packed + b"junk",
-            }[how]
+    body = encoded(draw, headers, body)
     content_type = draw(
         mostly(
             st.just(b"application/json"),
@@ -424,24 +320,7 @@ def hostile_requests(draw: st.DrawFn) -> tuple[bytes, bool]:
         headers.append((name, draw(raw_header_values)))
     if draw(mostly(st.just(False), st.just(True))):
         headers += [(b"X-Many-%d" % i, b"v") for i in range(draw(st.integers(50, 200)))]
-    framing = draw(
-        mostly(st.just("length"), st.sampled_from(["chunked", "bad chunk", "short length"]))
-    )
-    if framing == "chunked":
-        headers.append((b"Transfer-Encoding", b"chunked"))
-        payload = (b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
-    elif framing == "bad chunk":
-        headers.append((b"Transfer-Encoding", b"chunked"))
-        payload = b"zz\r\n" + body + b"\r\n0\r\n\r\n"
-    elif framing == "short length":
-        headers.append((b"Content-Length", b"%d" % (len(body) + 10)))
-        payload = body  # then the client stops sending: the server must not hang on it
-    else:
-        headers.append((b"Content-Length", b"%d" % len(body)))
-        payload = body
-    head = method + b" " + path + b" HTTP/1.1\r\n"
-    head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-    return head + b"\r\n" + payload, framing == "short length"
+    return framed(draw, method, path, headers, body)
 
 
 @settings(
@@ -460,9 +339,7 @@ def test_hostile_requests_get_no_5xx_and_no_traceback(
     if stops_short and not answer:
         return  # a client that went away mid-body was dropped: nobody to answer
     assert answer, raw[:300]
-    parts = answer.split(b"\r\n", 1)[0].split(b" ")
-    assert parts[0] in (b"HTTP/1.0", b"HTTP/1.1") and parts[1].isdigit(), answer[:200]
-    status = int(parts[1])
+    status = status_of(answer)
     served.statuses.append(status)
     assert status < 500, answer[:400]
     head, _, content = answer.partition(b"\r\n\r\n")

@@ -4,63 +4,35 @@ answer is never a 5xx and nothing is logged with a traceback (or fails to be log
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import gzip
 import hashlib
 import hmac
-import io
 import json
 import logging
-import socket
-import threading
 import time
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from common.logs import formatter
 from tests.conftest import settings_of
+from tests.hostile_http import (
+    Served,
+    encoded,
+    exchange,
+    framed,
+    hostile_text,
+    mostly,
+    serve_in_thread,
+    status_of,
+)
 from webhook_receiver import ReceiverSettings, create_app
 from webhook_receiver.__main__ import logging_router
 
 SECRET = "fuzz-secret-0123456789"
 MAX_BODY = 4096
-
-
-class _Recorder(logging.Handler):
-    """Formats every record as the services do (JSON to a UTF-8 stream) and keeps what a
-    hostile request must never cause: a traceback, an ERROR, or a line that cannot be
-    written."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(formatter(json=True))
-        self.stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-        self.bad: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or record.levelno >= logging.ERROR:
-            self.bad.append(f"{record.name}: {record.getMessage()}")
-        try:
-            self.stream.write(self.format(record) + "\n")
-        except Exception as exc:
-            self.bad.append(f"unwritable log line from {record.name}: {exc!r}")
-
-
-@dataclass
-class Served:
-    port: int
-    recorder: _Recorder
-    loop: asyncio.AbstractEventLoop
-    statuses: list[int] = field(default_factory=list, repr=False)
 
 
 @pytest.fixture(scope="module")
@@ -71,70 +43,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         ReceiverSettings, secret=SECRET, store_path=store, max_body=MAX_BODY, queue_size=100_000
     )
     app = create_app(settings_, logging_router(), registry=CollectorRegistry())
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    runner = web.AppRunner(app, access_log=None)
-    port: list[int] = []
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port.append(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-        leftovers = asyncio.all_tasks(loop)  # connections aiohttp was still lingering on
-        for task in leftovers:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-        loop.close()
-
-    recorder = _Recorder()
-    root = logging.getLogger()
-    receiver_log = logging.getLogger("webhook_receiver")
-    old_level = receiver_log.level
-    receiver_log.setLevel(logging.INFO)  # the logging handler's lines get formatted too
-    root.addHandler(recorder)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield Served(port[0], recorder, loop)
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        root.removeHandler(recorder)
-        receiver_log.setLevel(old_level)
-
-
-def exchange(port: int, request: bytes, *, half_close: bool) -> bytes:
-    """Send raw bytes, read until the server closes (every request says Connection: close).
-
-    `half_close` ends the sending side: a client that stops short of its Content-Length."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        try:
-            sock.sendall(request)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # the server may answer and close before reading an oversized body
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
+    # the logging handler's lines get formatted too
+    with serve_in_thread(app, "webhook_receiver", logging.INFO) as served:
+        yield served
 
 
 # -- what a hostile client sends ---------------------------------------------------------------
@@ -142,12 +53,6 @@ def exchange(port: int, request: bytes, *, half_close: bool) -> bytes:
 # parsing, dedupe, storage, handlers, logging), sometimes garbage at every level.
 
 
-def mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """`usual` about four times in five, else `odd`."""
-    return st.integers(0, 4).flatmap(lambda n: odd if n == 0 else usual)
-
-
-hostile_text = st.text(st.characters(codec=None), max_size=40)  # lone surrogates included
 json_scalars = (
     st.none()
     | st.booleans()
@@ -262,46 +167,14 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
     if scheme == "junk":
         for name in (b"X-bitHuman-Signature", b"webhook-id", b"webhook-timestamp"):
             headers.append((name, draw(header_bytes)))
-    encoding = draw(
-        mostly(
-            st.none(),
-            st.sampled_from([b"gzip", b"deflate", b"br", b"zstd", b"identity", b"gzip, x", b"?"]),
-        )
-    )
-    if encoding is not None:
-        headers.append((b"Content-Encoding", encoding))
-        how = draw(st.sampled_from(["as named", "not at all", "truncated", "trailing junk"]))
-        if how != "not at all" and encoding in (b"gzip", b"deflate"):
-            packed = gzip.compress(body) if encoding == b"gzip" else zlib.compress(body)
-            body = {
-                "as named": packed,
-                "truncated": packed[: len(packed) // 2],
-                "trailing junk": packed + b"junk",
-            }[how]
+    body = encoded(draw, headers, body)
     content_type = draw(mostly(st.just(b"application/json"), header_bytes))
     headers.append((b"Content-Type", content_type))
     if draw(mostly(st.just(False), st.just(True))):
         headers.append(
             (draw(st.sampled_from([b"Accept", b"X-Fuzz", b"Expect"])), draw(header_bytes))
         )
-    framing = draw(
-        mostly(st.just("length"), st.sampled_from(["chunked", "bad chunk", "short length"]))
-    )
-    if framing == "chunked":
-        headers.append((b"Transfer-Encoding", b"chunked"))
-        payload = (b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
-    elif framing == "bad chunk":
-        headers.append((b"Transfer-Encoding", b"chunked"))
-        payload = b"zz\r\n" + body + b"\r\n0\r\n\r\n"
-    elif framing == "short length":
-        headers.append((b"Content-Length", b"%d" % (len(body) + 10)))
-        payload = body  # the client then stops sending: the server must not hang on it
-    else:
-        headers.append((b"Content-Length", b"%d" % len(body)))
-        payload = body
-    head = method + b" " + path + b" HTTP/1.1\r\n"
-    head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-    return head + b"\r\n" + payload, framing == "short length"
+    return framed(draw, method, path, headers, body)
 
 
 @settings(
@@ -320,9 +193,7 @@ def test_hostile_requests_get_no_5xx_and_no_traceback(
     if stops_short and not answer:
         return  # the server dropped a client that went away mid-body: nothing to answer
     assert answer, raw[:300]
-    parts = answer.split(b"\r\n", 1)[0].split(b" ")
-    assert parts[0] in (b"HTTP/1.0", b"HTTP/1.1") and parts[1].isdigit(), answer[:200]
-    status = int(parts[1])
+    status = status_of(answer)
     served.statuses.append(status)
     assert status < 500, answer[:400]
     assert served.recorder.bad == [], served.recorder.bad
