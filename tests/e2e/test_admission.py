@@ -50,3 +50,27 @@ async def test_a_worker_at_its_session_cap_is_passed_over_and_its_session_goes_o
     await one.leave()
     stack.users.remove(one)
     await first.wait_for_log("worker is below capacity, marking as available", within=60)
+
+
+async def test_with_no_other_worker_the_next_room_is_refused_and_the_session_goes_on(
+    stack: Stack,
+) -> None:
+    """What LiveKit does with a job no worker can take: it drops it ("no servers available"),
+    it does not queue it. The room stays without an agent (the web page says so after its
+    timeout) and the running session is untouched."""
+    settings = stack.settings(
+        AGENT_MAX_SESSIONS="1", AGENT_LOAD_THRESHOLD="inf", AGENT_LOCAL_VAD="false"
+    )
+    worker = await stack.start_agent(settings)
+    one = await stack.join()
+    speaker = await greeted(one)
+    await worker.wait_for_log(FULL, within=30)
+
+    offset = stack.livekit.log_size()
+    two = await stack.join()
+    await one.open_mic()
+    await one.say(1.0)
+    await one.until(lambda: "You said: hello." in one.final_texts(speaker), within=30)
+    await one.until(lambda: "no servers available" in stack.livekit.log_since(offset), within=30)
+    assert agent_identity(two) is None
+    assert [r["room"] for r in worker.logged("received job request")] == [one.room.name]
