@@ -54,7 +54,8 @@ RUN pip install --no-deps . && mkdir -p /app/var && chown app /app/var
 USER app
 # 8081: the worker's health server (GET / -> OK); 3000: the token server; 3100: the Context API
 EXPOSE 8081 3000 3100
-# The worker's probe; compose gives the other services theirs (their /healthz).
+# Probes HEALTHCHECK_URL, by default the worker's health server; a container running another
+# service sets it to that service's /healthz (compose does).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-m", "common.healthcheck", "http://127.0.0.1:8081/"]
+    CMD ["python", "-m", "common.healthcheck"]
 CMD ["python", "-m", "agent", "start"]

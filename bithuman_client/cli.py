@@ -29,12 +29,11 @@ from pydantic_settings import BaseSettings
 
 from bithuman_client import exits
 from bithuman_client.client import DEFAULT_BASE_URL, check_base_url
-from bithuman_client.commands import Run, Target, run_command
+from bithuman_client.commands import PROG, Run, Target, run_command
 from bithuman_client.media import MediaError
 from common import logs
 from common.settings import SETTINGS, fail, load_settings, secret_values
 
-PROG = "python -m bithuman_client"
 _SECRET_HINT = "copy it from https://imaginex.bithuman.ai/#developer"
 _CONTEXT_SECRET_HINT = "the api-secret your python -m context_api was started with"
 

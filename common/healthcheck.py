@@ -1,11 +1,14 @@
 """Container health probe: `python -m common.healthcheck [URL]`, exit 0 when URL answers 2xx.
 
 The image has no curl; this uses only the standard library so a probe costs one short-lived
-interpreter and no project imports. The default URL is the agent worker's health server.
+interpreter and no project imports. Without URL it probes HEALTHCHECK_URL, else the agent
+worker's health server: the one image runs every service, so a container started with another
+command sets HEALTHCHECK_URL (for example http://127.0.0.1:3000/healthz for the token server).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -27,7 +30,7 @@ def probe(url: str) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    problem = probe(argv[0] if argv else DEFAULT_URL)
+    problem = probe(argv[0] if argv else os.environ.get("HEALTHCHECK_URL") or DEFAULT_URL)
     if problem:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1

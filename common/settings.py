@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -61,6 +61,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 RedisUrl = Annotated[
     SecretStr | None,
     Field(validation_alias="REDIS_URL", json_schema_extra={"hint": "redis://host:6379/0"}),
+    # only spaces is unset too (env_ignore_empty covers "" alone), in every service
+    AfterValidator(lambda v: v if v is not None and v.get_secret_value().strip() else None),
 ]
 LiveKitUrl = Annotated[
     str,

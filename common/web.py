@@ -164,6 +164,15 @@ HANDLER_ARGS: Mapping[str, Any] = {
     "logger": _ClientErrorLogger(logging.getLogger("aiohttp.server"), {})
 }
 
+
+async def no_store(_: web.Request, response: web.StreamResponse) -> None:
+    """An `on_response_prepare` hook: answers of an API carry credentials or live state, so
+    no browser or proxy cache keeps them, unless a response says how it may be cached (the
+    web client's files)."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
 LINGERING_SECONDS = 2.0  # how long the unread rest of a refused body is drained
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from common.web import add_status_routes, handler_args
+from common.web import add_status_routes, handler_args, no_store
 from context_api.delivery import FanOut
 from context_api.errors import error_middleware
 from context_api.metrics import Metrics, metrics_middleware
@@ -18,13 +18,6 @@ from context_api.routes import MAX_BODY_BYTES, add_routes, health
 from context_api.settings import ContextApiSettings
 from context_api.state import SERVICES, Services
 from context_api.wire import CommandSigner
-
-# How long a refused body is drained, so that its sender still reads our answer (413, 408).
-
-
-async def _no_store(_: web.Request, response: web.StreamResponse) -> None:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def create_app(settings: ContextApiSettings) -> web.Application:
@@ -45,7 +38,7 @@ def create_app(settings: ContextApiSettings) -> web.Application:
         handler_args=handler_args(settings.read_timeout_seconds),
     )
     app[SERVICES] = services
-    app.on_response_prepare.append(_no_store)
+    app.on_response_prepare.append(no_store)
     app.on_startup.append(_open)
     app.on_cleanup.append(_close)
     add_routes(app)

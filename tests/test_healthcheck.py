@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -53,3 +54,11 @@ def test_nothing_listening() -> None:
     assert done.returncode == 1
     assert done.stderr.startswith(f"unhealthy: {url}: URLError")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_url_it_probes_healthcheck_url(server: str) -> None:
+    command = [sys.executable, "-m", "common.healthcheck"]
+    env = {**os.environ, "HEALTHCHECK_URL": f"{server}/healthz"}
+    assert subprocess.run(command, env=env, capture_output=True, timeout=30).returncode == 0
+    env["HEALTHCHECK_URL"] = f"{server}/other"
+    assert subprocess.run(command, env=env, capture_output=True, timeout=30).returncode == 1

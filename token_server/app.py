@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from common.web import add_status_routes, error_middleware, handler_args
+from common.web import add_status_routes, error_middleware, handler_args, no_store
 from token_server.client_ip import ClientKeys
 from token_server.cors import OriginPolicy, cors_middleware
 from token_server.metrics import Metrics, metrics_middleware
@@ -28,8 +28,6 @@ from token_server.state import SERVICES, Services
 from token_server.summary import install as install_summary
 from token_server.webclient import add_web_client
 
-# How long a refused body is drained, so that its sender still reads our answer (413, 408).
-
 
 def build_limiter(settings: TokenServerSettings, clock: Clock | None = None) -> RateLimiter | None:
     """Redis when REDIS_URL is set (replicas share buckets), else this process's memory."""
@@ -39,13 +37,6 @@ def build_limiter(settings: TokenServerSettings, clock: Clock | None = None) -> 
     if settings.redis_url is not None:
         return RedisRateLimiter.from_url(settings.redis_url.get_secret_value(), spec, clock=clock)
     return MemoryRateLimiter(spec, clock=clock)
-
-
-async def _no_store(_: web.Request, response: web.StreamResponse) -> None:
-    # Tokens are credentials: no browser or proxy cache may keep any answer of ours, but the
-    # web client's files, which say how they may be cached.
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def create_app(settings: TokenServerSettings, *, clock: Clock | None = None) -> web.Application:
@@ -71,7 +62,7 @@ def create_app(settings: TokenServerSettings, *, clock: Clock | None = None) -> 
         handler_args=handler_args(settings.read_timeout_seconds),
     )
     app[SERVICES] = services
-    app.on_response_prepare.append(_no_store)
+    app.on_response_prepare.append(no_store)
     app.on_cleanup.append(_close_limiter)
     add_routes(app)
     add_status_routes(app, metrics.registry, lambda: health(services))

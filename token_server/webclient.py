@@ -10,6 +10,7 @@ rebuild shows at once. A `.gz` or `.br` copy next to a file goes to browsers tha
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def add_web_client(app: web.Application, directory: Path) -> None:
 
     async def page(_: web.Request) -> web.StreamResponse:
         path = directory / INDEX
-        if not path.is_file():
+        if not await asyncio.to_thread(path.is_file):
             raise ApiError(
                 404,
                 "WEB_CLIENT_NOT_BUILT",
@@ -58,7 +59,7 @@ def add_web_client(app: web.Application, directory: Path) -> None:
         if name == INDEX:
             return await page(request)
         path = directory / name
-        if not path.is_file():
+        if not await asyncio.to_thread(path.is_file):
             raise web.HTTPNotFound()
         cache = _IMMUTABLE if _HASHED.search(name) else _REVALIDATE
         return web.FileResponse(path, headers={hdrs.CACHE_CONTROL: cache})

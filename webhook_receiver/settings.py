@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
-from common.settings import SETTINGS, AppEnv, LogFormat, json_logs, secret_values
+from common.settings import SETTINGS, AppEnv, LogFormat, LogLevel, json_logs, secret_values
 from webhooks.signatures import DEFAULT_TOLERANCE
 
 
@@ -15,7 +15,7 @@ class ReceiverSettings(BaseSettings):
     model_config = SETTINGS
 
     log_format: LogFormat = "auto"
-    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    log_level: LogLevel = Field("INFO", validation_alias="LOG_LEVEL")
     app_env: AppEnv = "development"
     secret: SecretStr = Field(
         validation_alias="WEBHOOK_RECEIVER_SECRET",

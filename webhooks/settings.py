@@ -19,6 +19,7 @@ from common.settings import (
     SETTINGS,
     AppEnv,
     LogFormat,
+    LogLevel,
     RedisUrl,
     json_logs,
     secret_values,
@@ -48,7 +49,7 @@ class WebhookSettings(BaseSettings):
     model_config = SETTINGS
 
     log_format: LogFormat = "auto"
-    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    log_level: LogLevel = Field("INFO", validation_alias="LOG_LEVEL")
     app_env: AppEnv = "development"
     allow_http: bool = Field(
         False,
@@ -213,7 +214,7 @@ class WebhookSettings(BaseSettings):
             raise ValueError("a URL is listed twice")
         return urls
 
-    @field_validator("secret", "redis_url")
+    @field_validator("secret")
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         # blank is unset; this also covers a value given in code (settings_of, tests)

@@ -1,5 +1,5 @@
 """The web client at `/`: its files from the configured directory and nothing else, with cache
-headers that fit each file, JSON errors as everywhere else, and the page's own origin allowed."""
+headers that fit each file, JSON errors as everywhere else, and the page's origin under CORS."""
 
 from __future__ import annotations
 
@@ -144,21 +144,27 @@ def test_the_default_directory_is_the_checkout_s_build() -> None:
     assert Path(__file__).resolve().parents[2] / "web" / "dist" == DEFAULT_WEB_DIR
 
 
-async def test_the_page_s_own_origin_may_mint_without_a_cors_entry(serve: Any, site: Path) -> None:
-    """Production allows no cross-origin caller by default; the page served here is not one."""
-    client = await serve(
+async def test_the_page_s_origin_is_checked_like_any_other(serve: Any, site: Path) -> None:
+    """In production the page's own origin must be listed too: a request whose Origin names
+    the Host it was sent to proves nothing (DNS rebinding points another site's name at us)."""
+    rebound = "http://evil.example:3000"
+    closed = await serve(
         create_app(make_settings(app_env="production", allow_anonymous=True, web_dir=site))
     )
-    own = f"http://{client.server.host}:{client.server.port}"
-
-    same = await client.post("/token", json={}, headers={"Origin": own})
-    foreign = await client.post("/token", json={}, headers={"Origin": "https://evil.example"})
-    other_port = await client.post(
-        "/token", json={}, headers={"Origin": f"http://{client.server.host}:1"}
+    refused = await closed.post(
+        "/token", json={}, headers={"Origin": rebound, "Host": "evil.example:3000"}
     )
+    assert refused.status == 403
 
-    assert same.status == 200
-    assert (foreign.status, other_port.status) == (403, 403)
+    page = "https://avatar.example.com"
+    listed = await serve(
+        create_app(
+            make_settings(
+                app_env="production", allow_anonymous=True, web_dir=site, cors_origins=[page]
+            )
+        )
+    )
+    assert (await listed.post("/token", json={}, headers={"Origin": page})).status == 200
 
 
 def test_a_web_dir_that_does_not_exist_is_one_line_and_exit_2(tmp_path: Path) -> None:
