@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devkit.harness import OUR_VARIABLES, write_env  # noqa: E402
-from devkit.livekit_server import LiveKitServer, running_server, server_binary  # noqa: E402
+from devkit.livekit_server import LiveKitServer, require_server, running_server  # noqa: E402
 
 MB = 1024 * 1024
 TARGET_IDLE_MB = 220
@@ -94,16 +94,6 @@ def run_python(code: str, *args: str) -> str:
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return done.stdout.strip().splitlines()[-1]
-
-
-def require_server() -> None:
-    """Exit with the reason when tools/livekit-server is missing (pytest's skip otherwise)."""
-    import pytest
-
-    try:
-        server_binary()
-    except (pytest.skip.Exception, pytest.fail.Exception) as missing:
-        raise SystemExit(str(missing)) from None
 
 
 def log_records(log: Path) -> list[dict[str, Any]]:
@@ -191,7 +181,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     args = parser.parse_args()
 
-    require_server()
+    version = require_server()
     with (
         tempfile.TemporaryDirectory(prefix="livekit-") as workdir,
         running_server(Path(workdir)) as lk,
@@ -202,10 +192,7 @@ def main() -> None:
     sessions = json.loads(run_python(SESSIONS, str(args.sessions)))
     times = sorted(sessions["times"])
 
-    version = subprocess.run(
-        [str(server_binary()), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    print(f"agent worker (python -m agent start against {version or 'livekit-server'})")
+    print(f"agent worker (python -m agent start against {version})")
     print(f"  worker registered after start   {worker['registered_s']:7.2f} s")
     print(f"  prewarm (ours, in job process)  {worker['prewarm_s']:7.2f} s")
     print(f"  job process initialization      {worker['init_s']:7.2f} s  (livekit: spawn+prewarm)")

@@ -55,9 +55,9 @@ from aiohttp.test_utils import TestServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.e2e_latency_bench import percentile, require_server  # noqa: E402
+from benchmarks.e2e_latency_bench import percentile  # noqa: E402
 from devkit.harness import OUR_VARIABLES, AgentProcess, write_env  # noqa: E402
-from devkit.livekit_server import BINARY, LiveKitServer, running_server  # noqa: E402
+from devkit.livekit_server import BINARY, LiveKitServer, require_server, running_server  # noqa: E402
 from devkit.openai_realtime import GREETING  # noqa: E402
 from token_server.app import create_app  # noqa: E402
 from token_server.settings import TokenServerSettings  # noqa: E402

@@ -44,7 +44,6 @@ PAUSE_S = (1.0, 3.0)  # the user thinks this long after a reply, uniformly
 REPLY_WAIT_S = 20.0
 REPLY_QUIET_S = 0.5  # a reply is over after this long without a voiced frame
 GREETING_WAIT_S = 90.0
-FRAME_MS = 10
 
 
 @dataclass

@@ -47,7 +47,7 @@ from devkit.harness import (  # noqa: E402
     free_port,
     write_env,
 )
-from devkit.livekit_server import LiveKitServer, running_server, server_binary  # noqa: E402
+from devkit.livekit_server import LiveKitServer, require_server, running_server  # noqa: E402
 
 API_SECRET = "bench-context-secret-0123456789"
 CODE = "ABENCH0001"
@@ -251,7 +251,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = sorted({int(size) for size in args.rooms.split(",")})
 
-    server_binary()
+    version = require_server()
     run_id = secrets.token_hex(3)
     single = f"bench-{run_id}-single"
     fanouts: list[tuple[int, dict[str, Any], dict[str, float], float]] = []
@@ -299,10 +299,7 @@ def main() -> None:
             api.terminate()
             api.wait(timeout=15)
 
-    version = subprocess.run(
-        [str(server_binary()), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    print(f"context API on loopback ({version or 'livekit-server'}, {os.cpu_count()} CPUs)")
+    print(f"context API on loopback ({version}, {os.cpu_count()} CPUs)")
     print("POST -> answer, which comes once every reached agent acknowledged (PerformRpc)")
     print(line(f"speak, room_id given ({args.requests})", named["times"]))
     print(line(f"speak, no room_id, 1 live room ({args.requests})", found["times"]))

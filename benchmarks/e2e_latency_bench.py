@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -66,7 +65,7 @@ from devkit.harness import (  # noqa: E402
     agent_identity,
     write_env,
 )
-from devkit.livekit_server import LiveKitServer, running_server, server_binary  # noqa: E402
+from devkit.livekit_server import LiveKitServer, require_server, running_server  # noqa: E402
 from devkit.openai_realtime import FakeRealtimeServer, RealtimeConnection  # noqa: E402
 from token_server.app import create_app  # noqa: E402
 from token_server.settings import TokenServerSettings  # noqa: E402
@@ -561,20 +560,6 @@ def print_ratios(audio: list[Run], avatar: list[Run]) -> None:
 
 
 # --- main ---------------------------------------------------------------------------------------
-
-
-def require_server() -> str:
-    """The server's version line; exits with the reason when tools/livekit-server is missing."""
-    import pytest
-
-    try:
-        binary = server_binary()
-    except (pytest.skip.Exception, pytest.fail.Exception) as missing:
-        raise SystemExit(str(missing)) from None
-    version = subprocess.run(
-        [str(binary), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return version or str(binary)
 
 
 async def measure(

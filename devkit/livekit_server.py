@@ -96,6 +96,18 @@ def server_binary() -> Path:
     )
 
 
+def require_server() -> str:
+    """For scripts: the server's version line, or exit with the reason there is no server."""
+    try:
+        binary = server_binary()
+    except NoServerBinary as missing:
+        raise SystemExit(str(missing)) from None
+    version = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return version or str(binary)
+
+
 def config(http_port: int, tcp_port: int, udp_start: int, key: str, secret: str) -> str:
     # JSON is YAML: the server's strict parser refuses unknown keys, so a typo fails loudly.
     # agents.target_load: the server offers jobs only to workers reporting less CPU load than

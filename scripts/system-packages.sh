@@ -15,12 +15,15 @@ PACKAGES=(
   "espeak-ng|command:espeak-ng|the browser test's fake microphone (its speech)"
   "npm|command:npm|the web client's build (Node.js 20+) and browser test"
   "xvfb|command:Xvfb|the live microphone avatar's window tests (a throwaway display)"
+  "python3-tk|python:tkinter|the live microphone avatar's window (Debian's python3; a Python built elsewhere needs its own Tk)"
 )
 
 present() {
   case "$1" in
     command:*) command -v "${1#command:}" >/dev/null 2>&1 ;;
-    library:*) PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q "${1#library:}" ;;
+    # not `ldconfig -p | grep -q`: with pipefail, grep leaving early fails the pipe (SIGPIPE)
+    library:*) [[ "$(PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null)" == *"${1#library:}"* ]] ;;
+    python:*) "${PYTHON:-python3}" -c "import ${1#python:}" 2>/dev/null ;;
   esac
 }
 

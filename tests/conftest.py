@@ -13,9 +13,15 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 from pydantic_settings import BaseSettings
 
 from common import logs
+
+# Hypothesis's 200 ms per-example deadline measures the machine's load, not our code: a first
+# call that touches the file system or imports lazily overruns it on a busy 2-core runner
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
 
 # structlog lines become stdlib records, so pytest's caplog sees them with their fields
 logs.configure_structlog()

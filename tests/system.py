@@ -7,6 +7,7 @@ instead: CI installs everything, so a missing package there is a broken setup, n
 from __future__ import annotations
 
 import ctypes.util
+import importlib.util
 import os
 import shutil
 from typing import NoReturn
@@ -33,6 +34,12 @@ def portaudio_missing() -> str | None:
     """The lookup `sounddevice` makes at import (console mode imports it, even with --text)."""
     if ctypes.util.find_library("portaudio") is None:
         return f"PortAudio is not installed (console mode needs libportaudio2): {INSTALL}"
+    return None
+
+
+def module_missing(name: str, package: str) -> str | None:
+    if importlib.util.find_spec(name) is None:
+        return f"Python's {name} is not installed (Debian package {package}): {INSTALL}"
     return None
 
 

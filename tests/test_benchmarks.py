@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
-# the *_bench.py scripts; the Flask reference endpoint is a server they start, not a script
-BENCHMARKS = sorted((Path(__file__).resolve().parent.parent / "benchmarks").glob("*_bench.py"))
+# every script; the Flask reference endpoint is a server a benchmark starts, not a script
+BENCHMARKS = sorted(
+    path
+    for path in (Path(__file__).resolve().parent.parent / "benchmarks").glob("*.py")
+    if path.name != "token_server_flask_reference.py"
+)
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.name)
@@ -22,3 +26,14 @@ def test_benchmark_script_imports(script: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
     assert callable(getattr(module, "main", None))
+
+
+def test_without_a_livekit_server_a_benchmark_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from devkit.livekit_server import require_server
+
+    monkeypatch.setenv("LIVEKIT_SERVER_BIN", str(tmp_path / "nope"))
+    with pytest.raises(SystemExit) as stopped:
+        require_server()
+    assert str(stopped.value).startswith(f"no livekit-server at {tmp_path / 'nope'}")

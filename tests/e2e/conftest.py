@@ -28,8 +28,6 @@ OPENAI_KEY = "sk-e2e-never-logged-0123"
 AVATAR_ID = "A00E2E0001"
 AVATAR_IDENTITY = "bithuman-avatar-agent"
 
-pytestmark = pytest.mark.e2e
-
 
 class Stack:
     """What one end-to-end test runs against; `start_agent` and `join` are its verbs."""

@@ -9,7 +9,7 @@ from devkit.harness import User, agent_identity
 from devkit.openai_realtime import GREETING
 from tests.e2e.conftest import Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]  # their own waits add up past 120 s
 
 FULL = "worker is at full capacity, marking as unavailable"
 

@@ -189,7 +189,7 @@ async def test_the_page_says_when_the_agent_does_not_join(stack: Stack, browser:
     assert "waiting for the agent" in report["status_connected"]
     assert report["alert_role"] == "alert"
     assert "The agent did not join within 2 s" in report["alert"]
-    assert 1.5 <= report["alert_after_s"] <= 6, report["alert_after_s"]
+    assert 1.5 <= report["alert_after_s"] <= 15, report["alert_after_s"]
     assert "still waiting for the agent" in report["status"]
 
 

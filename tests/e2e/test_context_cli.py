@@ -20,7 +20,7 @@ from tests.e2e import test_context_api as api_tests
 from tests.e2e.conftest import ROOT, Stack
 from tests.e2e.test_context_api import API_SECRET, ContextApi, greeted, heard, system_items
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]  # their own waits add up past 120 s
 
 context_api = api_tests.context_api  # the service fixture of the API's own tests
 

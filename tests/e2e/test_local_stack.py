@@ -22,7 +22,7 @@ from devkit.livekit_server import server_ports
 from devkit.openai_realtime import GREETING, FakeRealtimeServer
 from tests.livekit_local import server_binary
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]  # their own waits add up past 120 s
 
 
 async def _read_until(stream: asyncio.StreamReader, pattern: str, seen: list[str]) -> str:

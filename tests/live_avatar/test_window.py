@@ -19,7 +19,7 @@ from PIL import ImageGrab
 from live_avatar.faces import PlaceholderFace
 from live_avatar.window import Window
 from tests.live_avatar.speech import write_wav
-from tests.system import program_missing, require
+from tests.system import module_missing, program_missing, require
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def display() -> Iterator[str]:
     """A throwaway Xvfb server; yields its DISPLAY value."""
-    require(program_missing("Xvfb", "xvfb"))
+    require(program_missing("Xvfb", "xvfb") or module_missing("tkinter", "python3-tk"))
     binary = shutil.which("Xvfb")
     assert binary is not None
     read, write = os.pipe()
