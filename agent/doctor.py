@@ -26,7 +26,14 @@ from pydantic import ValidationError
 
 from agent.dynamics.settings import DynamicsSettings
 from agent.livekit_check import probe
-from agent.settings import BITHUMAN_HINT, LIVEKIT_HINT, OPENAI_KEY_HINT, AgentSettings
+from agent.settings import (
+    BITHUMAN_HINT,
+    LIVEKIT_HINT,
+    OPENAI_KEY_HINT,
+    AgentSettings,
+    CloudAvatar,
+    LocalAvatar,
+)
 from bithuman_client import (
     AuthenticationError,
     BithumanClient,
@@ -186,12 +193,16 @@ async def check_bithuman(settings: AgentSettings, within: float) -> Line:
     """The avatar's generation status: the secret is checked first (401), then the avatar
     (404), then that it is ready to use."""
     name = "bitHuman"
-    secret = settings.bithuman_api_secret
-    if secret is None:
-        return Line(SKIP, name, f"not used (avatar: {settings.avatar_mode.value})")
-    agent_id = settings.gesture_agent_id
-    variable = "BITHUMAN_AVATAR_ID" if settings.bithuman_avatar_id else "BITHUMAN_AGENT_ID"
-    if agent_id is None:
+    avatar = settings.avatar
+    if not isinstance(avatar, CloudAvatar | LocalAvatar):
+        return Line(SKIP, name, f"not used (avatar: {avatar.mode.value})")
+    secret = avatar.api_secret
+    # the avatar that renders; else the agent whose gestures a portrait or .imx performs
+    if isinstance(avatar, CloudAvatar) and avatar.avatar_id:
+        agent_id, variable = avatar.avatar_id, "BITHUMAN_AVATAR_ID"
+    elif settings.bithuman_agent_id:
+        agent_id, variable = settings.bithuman_agent_id, "BITHUMAN_AGENT_ID"
+    else:
         text = (
             "BITHUMAN_API_SECRET not checked: no BITHUMAN_AVATAR_ID or BITHUMAN_AGENT_ID to look up"
         )

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV_KEY, DEV_SECRET = "devkey", "secret"  # livekit-server --dev's well-known pair, loopback only
 AVATAR_SETTINGS = ("BITHUMAN_AVATAR_ID", "BITHUMAN_AVATAR_IMAGE", "BITHUMAN_MODEL_PATH")
 START_TIMEOUT = 30.0
+REGISTERED = b"registered worker"  # livekit's log line once the worker is on the server
 REGISTER_TIMEOUT = 120.0  # a cold first start imports livekit and loads Silero
 STOP_TIMEOUT = 20.0
 
@@ -122,7 +123,9 @@ async def wait_until_healthy(
 
 
 async def stop(processes: list[asyncio.subprocess.Process]) -> None:
-    """SIGINT (what Ctrl-C sends) to each, last started first, then SIGKILL after a grace."""
+    """SIGINT (what Ctrl-C sends) to each, last started first, then SIGKILL after a grace; and
+    SIGKILL to what is left of its process group (the agent's job processes, say), so nothing
+    outlives the stack or holds its pipes open."""
     for process in reversed(processes):
         if process.returncode is None:
             process.send_signal(signal.SIGINT)
@@ -132,6 +135,8 @@ async def stop(processes: list[asyncio.subprocess.Process]) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # its own group: start_new_session
 
 
 @dataclass(frozen=True)
@@ -182,12 +187,15 @@ class LocalStack:
                 output.close()
 
     async def _forward_agent_output(self, stream: asyncio.StreamReader) -> None:
-        """The agent's log is the user's to read; its registration is our cue to say 'open'."""
-        while line := await stream.readline():
-            sys.stderr.buffer.write(line)
+        """The agent's log is the user's to read; its registration is our cue to say 'open'.
+        Read in chunks, not lines: one long line (a traceback as JSON) must not stop it."""
+        tail = b""
+        while chunk := await stream.read(65536):
+            sys.stderr.buffer.write(chunk)
             sys.stderr.flush()
-            if b"registered worker" in line:
+            if REGISTERED in tail + chunk:
                 self.registered.set()
+            tail = chunk[-len(REGISTERED) :]
 
     async def start(self) -> None:
         plan = self.plan
@@ -211,14 +219,13 @@ class LocalStack:
         assert stdout is not None  # piped above
         self._forwarding = asyncio.ensure_future(self._forward_agent_output(stdout))
         agent_ended = asyncio.ensure_future(self.processes["the agent"].wait())
+        registered = asyncio.ensure_future(self.registered.wait())
         try:
             async with asyncio.timeout(REGISTER_TIMEOUT):
-                await asyncio.wait(
-                    [agent_ended, asyncio.ensure_future(self.registered.wait())],
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                await asyncio.wait([agent_ended, registered], return_when=asyncio.FIRST_COMPLETED)
         finally:
             agent_ended.cancel()
+            registered.cancel()
         if not self.registered.is_set():
             raise StackError(f"the agent stopped (exit {self.processes['the agent'].returncode})")
 
@@ -233,7 +240,9 @@ class LocalStack:
     async def stop(self) -> None:
         await stop(list(self.processes.values()))
         if self._forwarding:
-            await self._forwarding
+            # the pipe closes with the agent's group; a bound in case something still holds it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._forwarding, STOP_TIMEOUT)
 
 
 async def run(plan: Plan) -> int:
@@ -248,6 +257,9 @@ async def run(plan: Plan) -> int:
         await asyncio.wait([starting, interrupted], return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():
             starting.cancel()
+            # let it unwind before stopping, so no process it was spawning is left behind
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
             return 0
         starting.result()
         print(

@@ -34,7 +34,7 @@ class ProcessState:
 
 
 def process_state(proc: JobProcess) -> ProcessState:
-    state = proc.userdata[_KEY]
+    state = proc.userdata.get(_KEY)
     if not isinstance(state, ProcessState):
         raise TypeError(f"{_KEY} holds a {type(state).__name__}: prewarm did not run")
     return state

@@ -17,7 +17,6 @@ from typing import ClassVar, Literal, Self
 from pydantic import (
     AliasChoices,
     Field,
-    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
@@ -161,8 +160,6 @@ class AgentSettings(BaseSettings):
         description="auto | bithuman-cloud | bithuman-local | placeholder | none",
     )
 
-    _avatar: Avatar = PrivateAttr(default_factory=NoAvatar)  # set by _resolve_avatar
-
     # --- bitHuman avatar -------------------------------------------------------------------------
     bithuman_api_secret: BithumanApiSecret = None
     bithuman_rest_url: str = DEFAULT_REST_URL
@@ -299,8 +296,8 @@ class AgentSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _resolve_avatar(self) -> Self:
-        self._avatar = self._avatar_from_values()
+    def _avatar_is_consistent(self) -> Self:
+        self._avatar_from_values()  # raises on a contradiction, at start-up
         return self
 
     def _avatar_from_values(self) -> Avatar:
@@ -352,13 +349,13 @@ class AgentSettings(BaseSettings):
             model=self.bithuman_model,
         )
 
-    @property
+    @cached_property
     def avatar(self) -> Avatar:
-        return self._avatar
+        return self._avatar_from_values()
 
     @property
     def avatar_mode(self) -> AvatarMode:
-        return self._avatar.mode
+        return self.avatar.mode
 
     @property
     def gesture_agent_id(self) -> str | None:

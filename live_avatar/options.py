@@ -16,7 +16,7 @@ from typing import NoReturn
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
-from common.settings import SETTINGS, fail, load_settings, secret_values
+from common.settings import SETTINGS, fail, load_settings
 
 PROG = "python -m live_avatar"
 DEFAULT_THRESHOLD_DB = -40.0
@@ -41,9 +41,6 @@ class LiveAvatarSettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
-
-    def secret_values(self) -> list[str]:
-        return secret_values(self)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
-from common.settings import SETTINGS, fail, secret_values
+from common.settings import SETTINGS, fail
 
 # the cloud avatar participant's identity: the livekit bitHuman plugin's default
 AVATAR_IDENTITY = "bithuman-avatar-agent"
@@ -82,9 +82,6 @@ class DynamicsSettings(BaseSettings):
         if self.dynamics_map_path is not None:
             return self.dynamics_map_path
         return DEFAULT_MAP_PATH if DEFAULT_MAP_PATH.is_file() else None
-
-    def secret_values(self) -> list[str]:
-        return secret_values(self)
 
     def check_map(self) -> None:
         """Read the gesture map now: a broken file stops start-up with one line instead of

@@ -191,6 +191,18 @@ async def test_unset_services_are_skipped_not_failed(
     assert lines["bitHuman"].mark == SKIP and lines["webhooks"].mark == SKIP
 
 
+async def test_the_avatar_that_renders_is_the_one_checked(
+    tmp_path: Path, good: dict[str, str]
+) -> None:
+    # a cloud avatar with another agent's gestures: its own id is what must exist
+    lines = await doctor(tmp_path, good | {"BITHUMAN_AGENT_ID": "A99UNKNOWN9"})
+    assert lines["bitHuman"].mark == OK, lines["bitHuman"].render()
+    assert f"avatar {AVATAR_ID} is ready" in lines["bitHuman"].text
+    # no bitHuman avatar in use: the secret is not checked, whatever else is set
+    lines = await doctor(tmp_path, good | {"AVATAR_MODE": "placeholder"})
+    assert lines["bitHuman"].mark == SKIP and "placeholder" in lines["bitHuman"].text
+
+
 async def test_a_slow_service_fails_within_the_timeout(
     tmp_path: Path, good: dict[str, str], bithuman_api: BithumanStub
 ) -> None:
