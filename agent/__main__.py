@@ -16,6 +16,7 @@ from webhooks.settings import WebhookSettings
 NEEDS_SERVER = {"dev", "start", "connect"}
 NEEDS_SETTINGS = NEEDS_SERVER | {"console"}
 WORKER_COMMANDS = {"dev", "start"}  # console and connect keep livekit's terminal UI
+LOOP_BLOCK_WARN_VARIABLE = "LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS"
 
 
 def check_credentials(credentials: LiveKitCredentials) -> None:
@@ -65,6 +66,9 @@ def main(argv: list[str]) -> None:
     # livekit preloads its local end-of-turn model (~240 MB) into every job process; turns here
     # are ended by the realtime model, so that memory would be spent on nothing
     os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
+    if settings is not None and settings.agent_loop_block_warn_ms is not None:
+        # livekit reads it from the environment in each job process, which inherits ours
+        os.environ[LOOP_BLOCK_WARN_VARIABLE] = f"{settings.agent_loop_block_warn_ms:g}"
 
     # imported only now, so a configuration error answers before livekit's heavy imports
     from livekit.agents import cli

@@ -219,6 +219,13 @@ class AgentSettings(BaseSettings):
         description="process: one process per session (isolated); thread: sessions share one"
         " process (denser, but a crash or a stuck loop takes every session with it).",
     )
+    agent_loop_block_warn_ms: float | None = Field(
+        default=None,
+        ge=0,
+        description="livekit's event-loop block monitor in each job process reports stalls this"
+        " long (default 100 ms, checked every 20 ms); a larger value checks less often, 0 turns it"
+        " off (it costs about 1.5% of a core per process).",
+    )
     agent_idle_processes: int | None = Field(default=None, ge=0)
     agent_init_timeout: float | None = Field(default=None, gt=0)
     agent_memory_warn_mb: float = Field(default=1500, ge=0)

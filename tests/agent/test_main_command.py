@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
+import psutil
 import pytest
 
 from devkit.harness import AgentProcess, write_env
@@ -89,3 +91,53 @@ async def test_a_refused_key_exits_at_once_with_one_line(
     assert len(lines) == 1, output
     assert "refused LIVEKIT_API_KEY/LIVEKIT_API_SECRET" in lines[0]
     assert wrong not in output
+
+
+def wakeups(pid: int) -> int:
+    """Voluntary context switches of all a process's threads so far."""
+    total = 0
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for line in (thread / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def loop_block_variable(pid: int) -> list[bytes]:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return [v for v in environ if v.startswith(b"LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS=")]
+
+
+@pytest.mark.parametrize("warn_ms", [None, "250", "0"])
+async def test_the_loop_block_monitor_setting_reaches_the_job_processes(
+    warn_ms: str | None,
+    livekit_server: LiveKitServer,
+    realtime_server: FakeRealtimeServer,
+    tmp_path: Path,
+) -> None:
+    extra = {"AGENT_IDLE_PROCESSES": "1"}
+    if warn_ms is not None:
+        extra["AGENT_LOOP_BLOCK_WARN_MS"] = warn_ms
+    write_env(tmp_path, settings(livekit_server, realtime_server, **extra))
+    agent = await AgentProcess.start(tmp_path)
+    try:
+        await agent.wait_for_log("process prewarmed")
+        await asyncio.sleep(1)  # the monitor starts with the job process's loop, after prewarm
+        (forkserver,) = psutil.Process(agent.process.pid).children()[-1:]
+        (job,) = forkserver.children()
+        variable = loop_block_variable(job.pid)
+        # an idle job process wakes for the monitor (its heartbeat and its watchdog thread,
+        # each every fifth of the threshold, 20-50 ms) and for a ping every 2.5 s
+        before = wakeups(job.pid)
+        await asyncio.sleep(2)
+        rate = (wakeups(job.pid) - before) / 2
+    finally:
+        assert await agent.stop() == 0
+    # measured: 98-103 wake-ups/s by default, 40 at 250 ms, 1 with the monitor off
+    if warn_ms is None:
+        assert variable == [] and rate >= 60
+    elif warn_ms == "0":
+        assert variable == [b"LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS=0"] and rate < 10
+    else:
+        assert variable == [b"LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS=250"] and 15 <= rate < 60

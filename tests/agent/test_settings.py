@@ -51,6 +51,11 @@ def drop(*names: str) -> dict[str, str]:
         (GOOD | {"AGENT_MAX_SESSIONS": "-1"}, ("start",), "AGENT_MAX_SESSIONS is invalid"),
         (GOOD | {"AGENT_JOB_EXECUTOR": "fork"}, ("start",), "AGENT_JOB_EXECUTOR is invalid"),
         (GOOD | {"AGENT_LOCAL_VAD": "maybe"}, ("start",), "AGENT_LOCAL_VAD is invalid"),
+        (
+            GOOD | {"AGENT_LOOP_BLOCK_WARN_MS": "-5"},
+            ("start",),
+            "AGENT_LOOP_BLOCK_WARN_MS is invalid",
+        ),
         (GOOD | {"BITHUMAN_AVATAR_ID": "A1"}, ("start",), "BITHUMAN_API_SECRET is required"),
         (
             GOOD | {"BITHUMAN_API_SECRET": "x" * 20, "BITHUMAN_MODEL": "essence-3"},
