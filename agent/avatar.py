@@ -136,8 +136,8 @@ async def start_avatar(
     match chosen:
         case NoAvatar():
             return None
-        case PlaceholderFace():
-            return await _placeholder_avatar(session, room)
+        case PlaceholderFace(fps=fps):
+            return await _placeholder_avatar(session, room, fps)
 
     mode = chosen.mode
     avatar: AvatarSession[Any] | None = None
@@ -179,12 +179,12 @@ async def start_avatar(
 
 
 async def _placeholder_avatar(
-    session: AgentSession[Any], room: rtc.Room
+    session: AgentSession[Any], room: rtc.Room, fps: int
 ) -> AvatarSession[Any] | None:
     """The drawn face, rendered in this process: nothing to wait for, nothing billed."""
     from agent.placeholder import PlaceholderAvatar
 
-    avatar = PlaceholderAvatar()
+    avatar = PlaceholderAvatar(fps=fps)
     try:
         await avatar.start(session, room)
     except Exception as exc:

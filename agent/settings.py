@@ -78,6 +78,9 @@ class AvatarMode(StrEnum):
 
 # AVATAR_MODE: what the user asks for; `auto` infers a bitHuman avatar from the BITHUMAN_* values
 AvatarChoice = Literal["auto", "bithuman-cloud", "bithuman-local", "placeholder", "none"]
+# the rates at which a frame carries a whole number of 24 kHz samples (the placeholder generator
+# refuses the others: its sound and picture would drift apart)
+PLACEHOLDER_FRAME_RATES = (10, 12, 15, 16, 20, 24, 25, 30)
 
 
 # The avatar a job runs, resolved once from the settings with everything its mode needs, so code
@@ -90,6 +93,8 @@ class NoAvatar:
 @dataclass(frozen=True)
 class PlaceholderFace:
     mode: ClassVar[AvatarMode] = AvatarMode.PLACEHOLDER
+
+    fps: int = 25
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,12 @@ class AgentSettings(BaseSettings):
         default="auto",
         validation_alias=AliasChoices("AVATAR_MODE", "avatar_choice"),
         description="auto | bithuman-cloud | bithuman-local | placeholder | none",
+    )
+
+    placeholder_fps: int = Field(
+        default=25,
+        description="The placeholder face's frame rate; 12 halves what its video costs (each"
+        " frame is VP8-encoded) for a choppier mouth.",
     )
 
     # --- bitHuman avatar -------------------------------------------------------------------------
@@ -302,6 +313,13 @@ class AgentSettings(BaseSettings):
             raise ValueError(f"no such .imx file: {value}")
         return value
 
+    @field_validator("placeholder_fps")
+    @classmethod
+    def _a_placeholder_frame_rate(cls, value: int) -> int:
+        if value not in PLACEHOLDER_FRAME_RATES:
+            raise ValueError(f"must be one of {', '.join(map(str, PLACEHOLDER_FRAME_RATES))}")
+        return value
+
     @model_validator(mode="after")
     def _avatar_is_consistent(self) -> Self:
         self._avatar_from_values()  # raises on a contradiction, at start-up
@@ -312,7 +330,7 @@ class AgentSettings(BaseSettings):
         (at most one of ID, IMAGE, MODEL_PATH; none of them = no avatar under `auto`)."""
         choice = self.avatar_choice
         if choice == "placeholder":
-            return PlaceholderFace()
+            return PlaceholderFace(fps=self.placeholder_fps)
         if choice == "none":
             return NoAvatar()  # the BITHUMAN_* avatar values are not used
         if choice == "bithuman-cloud" and not (

@@ -14,7 +14,7 @@
    - "voice only, no face": the voice alone into an audio source, as a session without an
      avatar plays it too;
    - "placeholder": as it runs in a job (frames composed from pre-drawn I420 pieces; an
-     unchanged idle picture sent only every `IDLE_REFRESH_FRAMES` frames);
+     unchanged idle picture sent only every `IDLE_REFRESH_SECONDS`);
    - "placeholder, every frame": the same without idle thinning (25 frames/s always);
    - "naive per-frame draw": the same face and states drawn with Pillow at 512x512 for every
      frame and handed over as RGBA (the video source converts it to I420).
@@ -57,10 +57,10 @@ from agent.placeholder.avatar import _Runner, resync  # noqa: E402
 from agent.placeholder.generator import (  # noqa: E402
     FPS,
     HEIGHT,
-    IDLE_REFRESH_FRAMES,
     SAMPLE_RATE,
     WIDTH,
     PlaceholderVideoGenerator,
+    idle_refresh_every,
     mouth_level,
 )
 from devkit.livekit_server import BINARY, LiveKitServer, running_server  # noqa: E402
@@ -121,7 +121,7 @@ RENDERERS: dict[str, Factory] = {
     "process at rest": lambda seed: AtRest(seed=seed),
     "voice only, no face": lambda seed: VoiceOnly(seed=seed),
     "placeholder": lambda seed: PlaceholderVideoGenerator(
-        seed=seed, idle_refresh_frames=IDLE_REFRESH_FRAMES
+        seed=seed, idle_refresh_frames=idle_refresh_every(FPS)
     ),
     "placeholder, every frame": lambda seed: PlaceholderVideoGenerator(seed=seed),
     "naive per-frame draw": lambda seed: NaiveGenerator(seed=seed),
@@ -357,7 +357,7 @@ async def publish_section(seconds: float) -> None:
     print(f"   {'':26} {'speech':>8} {'idle':>8}")
     with running_server(Path(tempfile.mkdtemp(prefix="placeholder-bench-"))) as server:
         for index, (name, refresh) in enumerate(
-            (("placeholder", IDLE_REFRESH_FRAMES), ("placeholder, every frame", None))
+            (("placeholder", idle_refresh_every(FPS)), ("placeholder, every frame", None))
         ):
             speaking, idle = await published(server, f"bench-{index}", refresh, seconds)
             print(f"   {name:26} {share(speaking):>8} {share(idle):>8}")

@@ -29,10 +29,10 @@ from agent.placeholder.art import face_art
 from agent.placeholder.generator import (
     FPS,
     HEIGHT,
-    IDLE_REFRESH_FRAMES,
     SAMPLE_RATE,
     WIDTH,
     PlaceholderVideoGenerator,
+    idle_refresh_every,
 )
 from bithuman_client import DynamicsCatalog
 from common.logs import get_logger
@@ -127,10 +127,12 @@ async def resync(sync: rtc.AVSynchronizer) -> None:
 class PlaceholderAvatar(AvatarSession[Any]):
     """A drawn face rendered in the job process; `generator` draws it."""
 
-    def __init__(self, generator: PlaceholderVideoGenerator | None = None) -> None:
+    def __init__(
+        self, generator: PlaceholderVideoGenerator | None = None, *, fps: int = FPS
+    ) -> None:
         super().__init__()
         self.generator = generator or PlaceholderVideoGenerator(
-            idle_refresh_frames=IDLE_REFRESH_FRAMES
+            fps=fps, idle_refresh_frames=idle_refresh_every(fps)
         )
         self.audio: QueueAudioOutput | None = None
         self._runner: _Runner | None = None
@@ -172,7 +174,7 @@ class PlaceholderAvatar(AvatarSession[Any]):
             "placeholder avatar started",
             width=options.video_width,
             height=options.video_height,
-            fps=FPS,
+            fps=options.video_fps,
         )
 
     async def wait_for_join(self, *, timeout: float | None = 30.0) -> None:  # noqa: ASYNC109

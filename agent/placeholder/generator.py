@@ -9,10 +9,11 @@ idle frames (mouth closed, eyes blinking every few seconds), paced the same way.
 Keeping them in step: the synchronizer holds the next frames in a video queue of two frames
 (livekit's default 100 ms at 25 fps) and shows one every 40 ms, while the audio source plays
 what it is given at once when the agent was silent. So each 40 ms of audio is yielded
-`audio_delay_frames` (two) frames after its video frame: the generator can only hand over that
-later frame once the queue has room, that is once the audio's own frame leaves the queue to be
-shown (within a frame's time), so sound and picture start together whether the queue was full
-(steady idle frames) or empty.
+`audio_delay_frames` (two at 25 fps) frames after its video frame: the generator can only hand
+over that later frame once the queue has room, that is once the audio's own frame leaves the
+queue to be shown (within a frame's time), so sound and picture start together whether the
+queue was full (steady idle frames) or empty. `PLACEHOLDER_FPS` sets another frame rate: the
+same holds, with frames of 1/fps s and the queue's 100 ms in whole frames.
 
 Idle thinning (`idle_refresh_frames`, on in the job): while nothing moves (no voice, no blink,
 no gesture), the same picture is sent only every few frames instead of 25 times a second, since
@@ -44,20 +45,38 @@ WIDTH = HEIGHT = 512
 FPS = 25
 SAMPLE_RATE = 24_000  # what OpenAI Realtime speaks; the session resamples anything else
 GESTURE_SECONDS = 2.0
-# frames of livekit's AV synchronizer video queue (fps x AvatarRunner's 100 ms queue size)
-AUDIO_DELAY_FRAMES = 2
-# in the job, an unchanged idle picture is sent every 10th frame (2.5 frames/s)
-IDLE_REFRESH_FRAMES = 10
+# livekit's AvatarRunner gives its AV synchronizer a video queue of 100 ms
+SYNC_QUEUE_SECONDS = 0.1
+# in the job, an unchanged idle picture is sent every 0.4 s (every 10th frame at 25 fps)
+IDLE_REFRESH_SECONDS = 0.4
 
 # loudness (RMS, dB of full scale) of the quietest and the loudest mouth opening
 QUIET_DB = -42.0
 LOUD_DB = -14.0
-# how fast the mouth opens and closes, in levels per frame
+# how fast the mouth closes, in levels per 40 ms
 CLOSING_STEP = 2
 
-# blinks: every 2.4-5.6 s, lid half closed, closed, closed, half closed
-BLINK_GAP_FRAMES = (60, 140)
+# blinks: every 2.4-5.6 s, lid half closed, closed, closed, half closed (40 ms each)
+BLINK_GAP_SECONDS = (2.4, 5.6)
 BLINK = (Eyes.HALF, Eyes.CLOSED, Eyes.CLOSED, Eyes.HALF)
+
+
+def frame_rate_error(fps: int) -> str | None:
+    """Why the generator cannot run at `fps`, if it cannot: each frame must carry a whole
+    number of samples (else sound and picture drift apart), and it stays a moving face."""
+    if not 10 <= fps <= 30 or SAMPLE_RATE % fps:
+        return f"must divide {SAMPLE_RATE} and lie within 10-30 (25, 24, 20, 15, 12 or 10)"
+    return None
+
+
+def sync_queue_frames(fps: int) -> int:
+    """Frames of the synchronizer's video queue at `fps`: how long audio is held back."""
+    return max(1, int(fps * SYNC_QUEUE_SECONDS))
+
+
+def idle_refresh_every(fps: int) -> int:
+    """In frames, how often an unchanged idle picture is sent again at `fps`."""
+    return max(1, round(IDLE_REFRESH_SECONDS * fps))
 
 
 def mouth_level(samples: np.ndarray) -> int:
@@ -86,10 +105,12 @@ class PlaceholderVideoGenerator(VideoGenerator):
         fps: int = FPS,
         sample_rate: int = SAMPLE_RATE,
         gesture_seconds: float = GESTURE_SECONDS,
-        audio_delay_frames: int = AUDIO_DELAY_FRAMES,
+        audio_delay_frames: int | None = None,
         idle_refresh_frames: int | None = None,
         seed: int | None = None,
     ) -> None:
+        if (error := frame_rate_error(fps)) is not None:
+            raise ValueError(f"fps {fps}: {error}")
         self.art = art if art is not None else face_art(WIDTH, HEIGHT)
         self.fps = fps
         self.sample_rate = sample_rate
@@ -97,7 +118,16 @@ class PlaceholderVideoGenerator(VideoGenerator):
         self._gesture_frames = max(1, round(gesture_seconds * fps))
         self._rng = random.Random(seed)
         self._queue: deque[tuple[int, rtc.AudioFrame] | AudioSegmentEnd] = deque()
-        self._audio_delay = audio_delay_frames
+        self._audio_delay = (
+            audio_delay_frames if audio_delay_frames is not None else sync_queue_frames(fps)
+        )
+        # motion keeps its speed in seconds whatever the frame rate
+        self._closing_step = max(1, round(CLOSING_STEP * FPS / fps))
+        self._blink_gap_frames = (
+            round(BLINK_GAP_SECONDS[0] * fps),
+            round(BLINK_GAP_SECONDS[1] * fps),
+        )
+        self._blink = BLINK[:: max(1, round(FPS / fps))]
         # audio (and segment ends) whose video frames are already out
         self._held: deque[rtc.AudioFrame | AudioSegmentEnd] = deque()
         self._pending = np.zeros(0, dtype=np.int16)
@@ -276,7 +306,7 @@ class PlaceholderVideoGenerator(VideoGenerator):
     def advance(self, level: int | None) -> tuple[Eyes, int, str | None]:
         """Move on one frame; what it shows: eyes, mouth opening, gesture banner."""
         if level is None:
-            self._mouth = max(0, self._mouth - CLOSING_STEP)
+            self._mouth = max(0, self._mouth - self._closing_step)
         else:
             self._mouth = level
             self.speaking_frames += 1
@@ -285,7 +315,7 @@ class PlaceholderVideoGenerator(VideoGenerator):
         return state
 
     def _blink_gap(self) -> int:
-        return self._rng.randint(*BLINK_GAP_FRAMES)
+        return self._rng.randint(*self._blink_gap_frames)
 
     def _eyes(self) -> Eyes:
         if self.gesture is not None:
@@ -293,9 +323,9 @@ class PlaceholderVideoGenerator(VideoGenerator):
         if self._blink_step < 0 and self.frame_index >= self._next_blink:
             self._blink_step = 0
         if self._blink_step >= 0:
-            eyes = BLINK[self._blink_step]
+            eyes = self._blink[self._blink_step]
             self._blink_step += 1
-            if self._blink_step == len(BLINK):
+            if self._blink_step == len(self._blink):
                 self._blink_step = -1
                 self._next_blink = self.frame_index + self._blink_gap()
             return eyes

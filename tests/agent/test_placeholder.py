@@ -36,14 +36,17 @@ from agent.placeholder.art import (
 )
 from agent.placeholder.avatar import resync
 from agent.placeholder.generator import (
-    BLINK_GAP_FRAMES,
+    BLINK_GAP_SECONDS,
     FPS,
     GESTURE_SECONDS,
     SAMPLE_RATE,
+    frame_rate_error,
     mouth_level,
 )
+from agent.settings import PLACEHOLDER_FRAME_RATES
 
 CHUNK = SAMPLE_RATE // FPS  # samples per video frame: 40 ms
+BLINK_GAP_FRAMES = (round(BLINK_GAP_SECONDS[0] * FPS), round(BLINK_GAP_SECONDS[1] * FPS))
 Item = rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd
 
 
@@ -223,6 +226,46 @@ async def test_after_speech_the_mouth_closes_within_a_few_frames(
     assert [generator_level(f) for f in idle] == sorted(
         (generator_level(f) for f in idle), reverse=True
     )
+
+
+async def test_at_12_fps_a_frame_carries_83_ms_and_audio_waits_one_frame() -> None:
+    """A lower frame rate (PLACEHOLDER_FPS) keeps sound and picture in step: livekit's 100 ms
+    video queue holds one frame at 12 fps, so each chunk follows its frame by one."""
+    generator = PlaceholderVideoGenerator(seed=7, fps=12)
+    await push(generator, [*tone(1.0, 0.3), AudioSegmentEnd()])
+    items = await take(aiter(generator), 26)
+    assert isinstance(items[-1], AudioSegmentEnd)
+    chunks = audio(items)
+    assert len(video(items)) == 13 and len(chunks) == 12 == generator.speaking_frames
+    assert {c.samples_per_channel for c in chunks} == {SAMPLE_RATE // 12}
+    kinds = "".join("V" if isinstance(x, rtc.VideoFrame) else "A" for x in items[:25])
+    assert kinds == "VV" + "AV" * 11 + "A"
+
+
+async def test_at_12_fps_blinks_keep_their_timing_in_seconds() -> None:
+    generator = PlaceholderVideoGenerator(seed=7, fps=12)
+    frames = 12 * 30
+    closed = []
+    for index in range(frames):
+        generator.next_frame(None)
+        assert generator.state is not None
+        if generator.state[0] is Eyes.CLOSED:
+            closed.append(index)
+    starts = [i for i in closed if i - 1 not in closed]
+    gaps = np.diff(starts) / 12
+    assert len(starts) >= 5 and all(2.4 <= gap <= 5.6 + 0.2 for gap in gaps), gaps
+    assert len(closed) == len(starts), "one closed frame per blink at 12 fps"
+
+
+def test_the_frame_rates_settings_offer_are_the_ones_the_generator_takes() -> None:
+    offered = set(PLACEHOLDER_FRAME_RATES)
+    assert offered == {fps for fps in range(1, 61) if frame_rate_error(fps) is None}
+
+
+@pytest.mark.parametrize("fps", [0, 7, 11, 31, 60])
+def test_a_frame_rate_that_would_drift_or_stall_is_refused(fps: int) -> None:
+    with pytest.raises(ValueError, match=f"fps {fps}: must divide 24000"):
+        PlaceholderVideoGenerator(fps=fps)
 
 
 # --- the eyes ------------------------------------------------------------------------------

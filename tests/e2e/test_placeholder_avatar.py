@@ -45,6 +45,14 @@ class Watcher:
     voiced: list[float] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
+    async def attach_to_agent(self, user: User) -> str:
+        """Once the agent has joined the user's room: its identity, watched from now on."""
+        await user.until(lambda: agent_identity(user) is not None, within=60)
+        speaker = agent_identity(user)
+        assert speaker is not None
+        self.attach(user, speaker)
+        return speaker
+
     def attach(self, user: User, identity: str) -> None:
         def on_track(
             track: rtc.Track, _: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
@@ -107,10 +115,7 @@ async def test_the_user_sees_the_face_talk_in_step_with_one_voice_and_a_keyword_
     user = await stack.join()
     watcher = Watcher()
     try:
-        await user.until(lambda: agent_identity(user) is not None, within=60)
-        speaker = agent_identity(user)
-        assert speaker is not None
-        watcher.attach(user, speaker)
+        speaker = await watcher.attach_to_agent(user)
 
         # the greeting: the agent's own participant publishes the face and the voice
         await user.until(lambda: GREETING in user.final_texts(), within=60)
@@ -183,10 +188,7 @@ async def test_the_model_gestures_on_the_placeholder_through_its_tool(stack: Sta
     user = await stack.join()
     watcher = Watcher()
     try:
-        await user.until(lambda: agent_identity(user) is not None, within=60)
-        speaker = agent_identity(user)
-        assert speaker is not None
-        watcher.attach(user, speaker)
+        speaker = await watcher.attach_to_agent(user)
         await user.until(lambda: GREETING in user.final_texts(), within=60)
         await agent.wait_for_log("dynamics on", tool=True)
         stack.realtime.script.replies.extend(
@@ -207,5 +209,37 @@ async def test_the_model_gestures_on_the_placeholder_through_its_tool(stack: Sta
             if e["item"]["type"] == "function_call_output"
         ]
         assert "performing" in output["output"]
+    finally:
+        await watcher.aclose()
+
+
+async def test_at_placeholder_fps_12_the_face_arrives_at_12_frames_a_second_in_step(
+    stack: Stack,
+) -> None:
+    stack.realtime.script.ms_per_char = 120  # "You said: hello." speaks for about 2 s
+    agent = await stack.start_agent(stack.settings(AVATAR_MODE="placeholder", PLACEHOLDER_FPS="12"))
+    user = await stack.join()
+    watcher = Watcher()
+    try:
+        speaker = await watcher.attach_to_agent(user)
+        await user.until(lambda: GREETING in user.final_texts(), within=60)
+        await user.open_mic()
+        await user.say(1.0)
+        await user.until(lambda: "You said: hello." in user.final_texts(speaker), within=60)
+        await asyncio.sleep(1.0)  # the reply plays out
+        (started,) = agent.logged("placeholder avatar started")
+        assert started["fps"] == 12
+
+        start, end = _runs(watcher.voiced)[-1]
+        assert end - start > 1.5, (start, end)
+        during = [t for t, _, _ in watcher.frames if start <= t <= end]
+        rate = len(during) / (end - start)
+        assert 9 <= rate <= 14, rate  # every frame moves while it speaks: none is thinned
+        threshold = (_drawn(Eyes.OPEN, 0, None, MOUTH) + _drawn(Eyes.OPEN, 7, None, MOUTH)) / 2
+        speaking = _runs(watcher.mouth_open_times(threshold), gap=0.3)
+        match = [run for run in speaking if run[0] < end and run[1] > start]
+        assert match, f"no open mouth for the voice at {start:.2f}-{end:.2f}: {speaking}"
+        assert abs(match[0][0] - start) < 0.3, (start, match[0])  # a frame is 83 ms now
+        assert abs(match[-1][1] - end) < 0.3, (end, match[-1])
     finally:
         await watcher.aclose()
