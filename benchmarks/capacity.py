@@ -2,6 +2,7 @@
 
     python benchmarks/capacity.py [--modes none,placeholder,cloud] [--users 1,5,10,15,20]
         [--duration 45] [--until-break] [--set NAME=VALUE ...] [--keep DIR]
+        [--lk PATH [--lk-rooms 1,5,10] [--lk-duration 60]]
 
 The stack, on a 2-core machine: one worker (`python -m agent start` from a written `.env`,
 nothing of ours exported) pinned with the affinity of `taskset` to `--worker-core`, its job
@@ -29,6 +30,18 @@ within 1.5x of N=1's, and nothing failed. The worker runs with AGENT_LOAD_THRESH
 server's agents.target_load raised (devkit/livekit_server.py): admission is not what is measured.
 `--set` adds worker settings (before/after comparisons, e.g. --set AGENT_LOCAL_VAD=false).
 Figures from a machine where other work runs are contaminated: the load averages are printed.
+
+`--lk PATH` (LiveKit's CLI, benchmarks/build-lk.sh builds it) adds an independent check per mode:
+`lk perf agent-load-test` against a fresh worker of the same settings and pinning, lk on the load
+core, per room count. lk opens a room, publishes an echo track, dispatches the worker's agent
+name there and echoes what the agent says back after 1 s (so the agent hears its own speech as
+the user's), and it opens room i+1 only once the agent joined room i: the ramp is serial. Printed
+per room count from lk's own table: agents joined, join delay (dispatch -> agent joined) p50 and
+max, rooms where anything failed; and the ramp's length and the worker tree's CPU and PSS over
+the `--lk-duration` seconds after the last agent joined (over the whole run if the ramp stalled:
+no new job for 30 s). Then capacity.py's row and lk's side by side at the headline's N. lk
+measures joining and an echo conversation's load, not turn latency nor the audio's quality.
+`--keep` keeps lk's raw output (lk-<mode>-<rooms>.out).
 """
 
 from __future__ import annotations
@@ -39,7 +52,9 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
+import signal
 import stat
 import sys
 import tempfile
@@ -71,6 +86,8 @@ LATENCY_FACTOR = 1.5
 PSS_EVERY_S = 5.0
 MODES = ("none", "placeholder", "cloud")
 SPEECH_NOTE = "1.5 s of speech-like audio per turn after a 1-3 s pause"
+LK_STALL_S = 30.0  # lk's ramp gave up on: no new job at the worker for this long
+LK_ECHO_DELAY = "1s"
 
 
 # --- the worker's process tree --------------------------------------------------------------------
@@ -255,8 +272,9 @@ class Stack:
 @contextlib.asynccontextmanager
 async def worker(
     stack: Stack, mode: str, extra: dict[str, str]
-) -> AsyncIterator[tuple[AgentProcess, str]]:
-    """A pinned worker for `mode` and a token server dispatching it; yields (agent, token URL)."""
+) -> AsyncIterator[tuple[AgentProcess, str, str]]:
+    """A pinned worker for `mode` and a token server dispatching it; yields (agent, token URL,
+    agent name)."""
     agent_name = f"cap-{mode}-{secrets.token_hex(3)}"
     settings = {
         **stack.lk.env(),
@@ -299,7 +317,7 @@ async def worker(
     try:
         await agent.wait_for_log("registered worker", within=120)
         await agent.wait_for_log("process prewarmed", count=IDLE_PROCESSES, within=120)
-        yield agent, str(token_server.make_url("")).rstrip("/")
+        yield agent, str(token_server.make_url("")).rstrip("/"), agent_name
     finally:
         try:
             await agent.stop(within=60)
@@ -385,10 +403,11 @@ def print_row(row: Row) -> None:
         print(f"      {row.no_reply} turns got no reply within 20 s")
 
 
-def headline(mode: str, rows: list[Row]) -> None:
+def headline(mode: str, rows: list[Row]) -> int | None:
+    """Prints the headline; returns its N (None without a baseline)."""
     if not rows or not rows[0].latencies:
         print(f"{mode}: no baseline (N={rows[0].users if rows else '?'} failed)\n")
-        return
+        return None
     base = rows[0].p95
     fitting = [r.users for r in rows if r.fits(base)]
     best = max(fitting, default=0)
@@ -402,6 +421,231 @@ def headline(mode: str, rows: list[Row]) -> None:
         f" {LATENCY_FACTOR}x of N={rows[0].users} ({base * 1000:.0f} ms) and no failures:"
         f" {best}\n"
     )
+    return best
+
+
+# --- lk's agent load test (--lk) ------------------------------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+GO_DURATION = re.compile(r"([0-9.]+)(ns|us|µs|ms|s|m|h)")
+GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_seconds(text: str) -> float:
+    """A Go time.Duration's String() ("850.2ms", "1.5s", "1m2.3s") in seconds."""
+    return sum(float(number) * GO_UNITS[unit] for number, unit in GO_DURATION.findall(text))
+
+
+@dataclass
+class LkRoom:
+    name: str
+    joined: bool
+    delay: float | None  # dispatch -> agent joined, s
+    subscribed: bool  # lk got the agent's audio
+    echoed: bool  # lk published its echo track
+
+    @property
+    def missing(self) -> list[str]:
+        checks = {"agent": self.joined, "agent audio": self.subscribed, "echo track": self.echoed}
+        return [what for what, ok in checks.items() if not ok]
+
+
+def lk_table(output: str) -> list[LkRoom]:
+    """The rows of lk's "Test Statistics" table (the rooms it opened)."""
+    rooms = []
+    for line in ANSI.sub("", output).splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if len(cells) == 7 and cells[0].isdigit():
+            _, name, _, joined, delay, subscribed, echoed = cells
+            delay_s = None if delay == "-" else go_seconds(delay)
+            ok = [mark == "✓" for mark in (joined, subscribed, echoed)]
+            rooms.append(LkRoom(name, ok[0], delay_s, ok[1], ok[2]))
+    return rooms
+
+
+@dataclass
+class LkRow:
+    rooms: int
+    opened: list[LkRoom] = field(default_factory=list)
+    ramp: float | None = None  # s until every agent had joined; None: the ramp stalled
+    worker_cpu: float = math.nan  # after the ramp (over the whole run if it stalled)
+    pss_total: float = math.nan
+    left: int = 0  # "Participant disconnected" lines before lk was stopped
+    error: str = ""
+    took: float = 0.0
+    loadavg: str = ""
+
+    @property
+    def joined(self) -> int:
+        return sum(room.joined for room in self.opened)
+
+    @property
+    def delays(self) -> list[float]:
+        return [room.delay for room in self.opened if room.delay is not None]
+
+    @property
+    def failed_rooms(self) -> int:
+        return self.rooms - sum(not room.missing for room in self.opened)
+
+    @property
+    def failed(self) -> list[str]:
+        failures = [
+            f"{room.name}: no {', no '.join(room.missing)}" for room in self.opened if room.missing
+        ]
+        if len(self.opened) < self.rooms:
+            failures.append(f"rooms never opened: {self.rooms - len(self.opened)}")
+        if self.left:
+            failures.append(f"{self.left} participants left before the end")
+        if self.error:
+            failures.append(self.error)
+        return failures
+
+
+async def lk_load_test(
+    stack: Stack, agent: AgentProcess, agent_name: str, mode: str, n: int, args: argparse.Namespace
+) -> LkRow:
+    """One `lk perf agent-load-test` of n rooms, on the load core; the worker's CPU and PSS
+    after its ramp. lk runs until SIGINT (then prints its table); its --duration is a backstop."""
+    row = LkRow(n)
+    backstop = LK_STALL_S * (n + 1) + args.lk_duration + 60
+    process = await asyncio.create_subprocess_exec(
+        "taskset", "-c", str(stack.load_core), str(args.lk), "perf", "agent-load-test",
+        "--url", stack.lk.url, "--api-key", stack.lk.api_key, "--api-secret", stack.lk.api_secret,
+        "--rooms", str(n), "--agent-name", agent_name, "--duration", f"{backstop:.0f}s",
+        "--echo-speech-delay", LK_ECHO_DELAY, cwd=stack.folder, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    lines: list[str] = []
+    ramped = asyncio.Event()
+
+    async def read() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            lines.append(raw.decode(errors="replace"))
+            if "started successfully" in lines[-1]:  # every agent joined: lk's ramp is over
+                ramped.set()
+
+    reader = asyncio.create_task(read())
+    pid = agent.process.pid
+    meter = CpuMeter({"worker": pid})
+    meter.start()
+    pss: list[float] = []
+    started = last_job = time.monotonic()
+    jobs = len(agent.logged("received job request"))
+    try:
+        while not ramped.is_set() and process.returncode is None:
+            pss.append(pss_mb(tree(pid)))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PSS_EVERY_S):
+                    await ramped.wait()
+            if (now := len(agent.logged("received job request"))) > jobs:
+                jobs, last_job = now, time.monotonic()
+            elif time.monotonic() - last_job > LK_STALL_S:
+                break  # lk waits for an agent that is not coming
+        if ramped.is_set():
+            row.ramp = time.monotonic() - started
+            meter.start()
+            pss = []
+            deadline = time.monotonic() + args.lk_duration
+            while (left := deadline - time.monotonic()) > 0 and process.returncode is None:
+                pss.append(pss_mb(tree(pid)))
+                await asyncio.sleep(min(PSS_EVERY_S, left))
+        row.worker_cpu = meter.stop()["worker"]
+        row.pss_total = sum(pss) / len(pss) if pss else math.nan
+        row.loadavg = load()
+        row.left = sum("Participant disconnected" in line for line in lines)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)  # lk prints its table and leaves the rooms
+        try:
+            async with asyncio.timeout(60):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        await reader
+        (stack.folder / f"lk-{mode}-{n}.out").write_text("".join(lines))
+    row.opened = lk_table("".join(lines))
+    if not row.opened:
+        row.error = f"lk printed no table (exit {process.returncode}): see lk-{mode}-{n}.out"
+    return row
+
+
+LK_HEADER = (
+    f"{'rooms':>5} {'joined':>7} {'ramp s':>6} {'join p50':>8} {'join max':>8} {'worker CPU':>10}"
+    f" {'PSS MB':>7} {'failed':>6} {'took s':>6}  load avg"
+)
+
+
+def print_lk_row(row: LkRow) -> None:
+    delays = sorted(row.delays)
+    p50 = f"{percentile(delays, 0.5):7.2f}s" if delays else f"{'-':>8}"
+    top = f"{delays[-1]:7.2f}s" if delays else f"{'-':>8}"
+    ramp = f"{row.ramp:6.1f}" if row.ramp is not None else f"{'-':>6}"
+    print(
+        f"{row.rooms:5d} {f'{row.joined}/{row.rooms}':>7} {ramp} {p50} {top}"
+        f" {row.worker_cpu:9.1f}% {row.pss_total:7.0f} {row.failed_rooms:6d} {row.took:6.0f}"
+        f"  {row.loadavg}",
+        flush=True,
+    )
+    if row.ramp is None:
+        print("      the ramp did not finish: CPU and PSS over the whole run")
+    for failure in row.failed[:5]:
+        print(f"      failed: {failure}")
+
+
+def side_by_side(mode: str, rows: list[Row], lk_rows: list[LkRow], best: int | None) -> None:
+    """capacity.py's row and lk's at the headline's N (else the largest N both ran)."""
+    ours = {row.users: row for row in rows}
+    theirs = {row.rooms: row for row in lk_rows}
+    common = set(ours) & set(theirs)
+    if not common:
+        print(f"{mode}: no N both ran (capacity.py {sorted(ours)}, lk {sorted(theirs)})\n")
+        return
+    n = best if best in common else max(common)
+    why = (
+        "the headline"
+        if n == best
+        else f"the largest both ran; the headline: {'none' if best is None else best}"
+    )
+    row, lk = ours[n], theirs[n]
+    delays = sorted(lk.delays)
+    join = f"join p50 {percentile(delays, 0.5):.2f} s" if delays else "no joins"
+    print(
+        f"{mode} at N={n} ({why}): capacity.py {n - len(row.failed)}/{n} sessions, worker CPU"
+        f" {row.worker_cpu:.0f}%, PSS {row.pss_total:.0f} MB, turn p95 {row.p95 * 1000:.0f} ms"
+        f" | lk {lk.joined}/{n} agents joined, {join}, worker CPU {lk.worker_cpu:.0f}%,"
+        f" PSS {lk.pss_total:.0f} MB, {lk.failed_rooms} rooms failed"
+        " (lk: joins and an echo conversation's load; no turn latency)\n"
+    )
+
+
+async def run_lk(
+    stack: Stack, mode: str, args: argparse.Namespace, rows: list[Row], best: int | None
+) -> None:
+    print(
+        f"mode {mode}: lk perf agent-load-test (echo after {LK_ECHO_DELAY}), a fresh worker,"
+        f" {args.lk_duration:.0f} s measured after the ramp; load avg {load()}"
+    )
+    print(LK_HEADER, flush=True)
+    lk_rows: list[LkRow] = []
+    async with worker(stack, mode, args.extra) as (agent, _url, agent_name):
+        await asyncio.sleep(3)
+        idle_processes = len(tree(agent.process.pid))
+        for n in args.lk_rooms:
+            started = time.monotonic()
+            try:
+                row = await lk_load_test(stack, agent, agent_name, mode, n, args)
+            except Exception as exc:
+                row = LkRow(n, error=f"the run failed: {type(exc).__name__}: {exc}")
+                row.loadavg = load()
+            row.took = time.monotonic() - started
+            lk_rows.append(row)
+            print_lk_row(row)
+            if row.failed and not args.past_break:
+                break
+            await settle(agent, idle_processes)
+    side_by_side(mode, rows, lk_rows, best)
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -411,7 +655,7 @@ async def run_mode(stack: Stack, mode: str, args: argparse.Namespace) -> list[Ro
     print(f"mode {mode} ({TITLES[mode]}), {args.duration:.0f} s per N; load avg {load()}")
     print(HEADER, flush=True)
     rows: list[Row] = []
-    async with worker(stack, mode, args.extra) as (agent, token_url):
+    async with worker(stack, mode, args.extra) as (agent, token_url, _name):
         await asyncio.sleep(3)
         idle_processes = len(tree(agent.process.pid))
         idle = pss_mb(tree(agent.process.pid))
@@ -436,7 +680,9 @@ async def run_mode(stack: Stack, mode: str, args: argparse.Namespace) -> list[Ro
         if any(cores != [stack.worker_core] for cores in affinity.values()):
             print(f"  warning: worker affinity not pinned: {affinity}")
     print(f"  idle worker ({idle_processes} processes): {idle:.0f} MB PSS")
-    headline(mode, rows)
+    best = headline(mode, rows)
+    if args.lk:
+        await run_lk(stack, mode, args, rows, best)
     return rows
 
 
@@ -489,7 +735,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     await bithuman.stop()
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--modes", default="none", help=f"comma-separated: {', '.join(MODES)}")
     parser.add_argument("--users", default="1,5,10,15,20", help="N values, in order")
@@ -503,11 +749,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--load-core", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--keep", type=Path, help="a folder to keep the logs in")
-    args = parser.parse_args()
+    parser.add_argument("--lk", type=Path, help="lk (livekit-cli): also run its agent load test")
+    parser.add_argument("--lk-rooms", help="lk's room counts, in order (default: --users's)")
+    parser.add_argument(
+        "--lk-duration", type=float, default=60.0, help="seconds measured after lk's ramp"
+    )
+    args = parser.parse_args(argv)
+    if args.lk is not None and not (args.lk.is_file() and os.access(args.lk, os.X_OK)):
+        parser.exit(2, f"{parser.prog}: no executable lk at {args.lk} (benchmarks/build-lk.sh)\n")
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     args.users = [int(n) for n in args.users.split(",") if n.strip()]
-    if not args.modes or set(args.modes) - set(MODES) or not args.users or min(args.users) < 1:
-        parser.error(f"--modes takes {', '.join(MODES)}; --users positive integers")
+    args.lk_rooms = (
+        [int(n) for n in args.lk_rooms.split(",") if n.strip()] if args.lk_rooms else args.users
+    )
+    if (
+        not args.modes
+        or set(args.modes) - set(MODES)
+        or not args.users
+        or min(args.users) < 1
+        or not args.lk_rooms
+        or min(args.lk_rooms) < 1
+    ):
+        parser.error(f"--modes takes {', '.join(MODES)}; --users and --lk-rooms positive integers")
     if any("=" not in item for item in args.set):
         parser.error("--set takes NAME=VALUE")
     args.extra = dict(item.split("=", 1) for item in args.set)
