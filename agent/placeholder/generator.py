@@ -6,14 +6,17 @@ time. For every 40 ms of speech this generator yields one video frame, whose mou
 comes from the loudness of exactly those 40 ms, and that audio. With nothing to say it yields
 idle frames (mouth closed, eyes blinking every few seconds), paced the same way.
 
-Keeping them in step: the synchronizer holds the next frames in a video queue of two frames
-(livekit's default 100 ms at 25 fps) and shows one every 40 ms, while the audio source plays
-what it is given at once when the agent was silent. So each 40 ms of audio is yielded
-`audio_delay_frames` (two at 25 fps) frames after its video frame: the generator can only hand
-over that later frame once the queue has room, that is once the audio's own frame leaves the
-queue to be shown (within a frame's time), so sound and picture start together whether the
-queue was full (steady idle frames) or empty. `PLACEHOLDER_FPS` sets another frame rate: the
-same holds, with frames of 1/fps s and the queue's 100 ms in whole frames.
+Keeping them in step: each 40 ms of audio is yielded right after its video frame. The
+synchronizer holds the next frames in a video queue (livekit's 100 ms, two frames at 25 fps)
+and shows one every 40 ms; the audio source plays what it is given in order. When speech
+starts after idle frames were thinned, the runner has let the queue drain first (`resync`), so
+the first frames go in at once with their audio: picture and sound start together, and from
+then on the audio source holds as much audio as the queue holds frames (80 ms), which plays
+each chunk as its frame is shown. That lead matters: fed one chunk per frame just in time (as
+an earlier version did, to hold audio back for the queue), the source ran dry whenever a chunk
+came a little late, and the user heard gaps, about 5% of each reply (benchmarks/capacity.py
+counts them). Speech that starts while the queue is full (during a blink) plays up to two
+frames ahead of the mouth. `PLACEHOLDER_FPS` sets another frame rate: frames of 1/fps s.
 
 Idle thinning (`idle_refresh_frames`, on in the job): while nothing moves (no voice, no blink,
 no gesture), the same picture is sent only every few frames instead of 25 times a second, since
@@ -45,8 +48,6 @@ WIDTH = HEIGHT = 512
 FPS = 25
 SAMPLE_RATE = 24_000  # what OpenAI Realtime speaks; the session resamples anything else
 GESTURE_SECONDS = 2.0
-# livekit's AvatarRunner gives its AV synchronizer a video queue of 100 ms
-SYNC_QUEUE_SECONDS = 0.1
 # in the job, an unchanged idle picture is sent every 0.4 s (every 10th frame at 25 fps)
 IDLE_REFRESH_SECONDS = 0.4
 
@@ -67,11 +68,6 @@ def frame_rate_error(fps: int) -> str | None:
     if not 10 <= fps <= 30 or SAMPLE_RATE % fps:
         return f"must divide {SAMPLE_RATE} and lie within 10-30 (25, 24, 20, 15, 12 or 10)"
     return None
-
-
-def sync_queue_frames(fps: int) -> int:
-    """Frames of the synchronizer's video queue at `fps`: how long audio is held back."""
-    return max(1, int(fps * SYNC_QUEUE_SECONDS))
 
 
 def idle_refresh_every(fps: int) -> int:
@@ -105,7 +101,6 @@ class PlaceholderVideoGenerator(VideoGenerator):
         fps: int = FPS,
         sample_rate: int = SAMPLE_RATE,
         gesture_seconds: float = GESTURE_SECONDS,
-        audio_delay_frames: int | None = None,
         idle_refresh_frames: int | None = None,
         seed: int | None = None,
     ) -> None:
@@ -118,9 +113,6 @@ class PlaceholderVideoGenerator(VideoGenerator):
         self._gesture_frames = max(1, round(gesture_seconds * fps))
         self._rng = random.Random(seed)
         self._queue: deque[tuple[int, rtc.AudioFrame] | AudioSegmentEnd] = deque()
-        self._audio_delay = (
-            audio_delay_frames if audio_delay_frames is not None else sync_queue_frames(fps)
-        )
         # motion keeps its speed in seconds whatever the frame rate
         self._closing_step = max(1, round(CLOSING_STEP * FPS / fps))
         self._blink_gap_frames = (
@@ -128,8 +120,6 @@ class PlaceholderVideoGenerator(VideoGenerator):
             round(BLINK_GAP_SECONDS[1] * fps),
         )
         self._blink = BLINK[:: max(1, round(FPS / fps))]
-        # audio (and segment ends) whose video frames are already out
-        self._held: deque[rtc.AudioFrame | AudioSegmentEnd] = deque()
         self._pending = np.zeros(0, dtype=np.int16)
         self._resampler: rtc.AudioResampler | None = None
         self._resampler_rate = sample_rate
@@ -211,7 +201,6 @@ class PlaceholderVideoGenerator(VideoGenerator):
     def clear_buffer(self) -> None:
         """Interrupted: drop every sample not yet played; the mouth closes over a few frames."""
         self._queue.clear()
-        self._held.clear()
         self._pending = np.zeros(0, dtype=np.int16)
         self._resampler = None
         self.clears += 1
@@ -235,14 +224,10 @@ class PlaceholderVideoGenerator(VideoGenerator):
 
     async def _stream(self) -> AsyncIterator[rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd]:
         # paced by the consumer: AvatarRunner's AV synchronizer blocks while its queues are full
-        held = self._held
         while True:
             item = self._queue.popleft() if self._queue else None
             if isinstance(item, AudioSegmentEnd):
-                if held:
-                    held.append(item)  # it follows the segment's last audio, still held
-                else:
-                    yield item
+                yield item
                 continue
             if item is None:
                 state = self.advance(None)
@@ -251,22 +236,16 @@ class PlaceholderVideoGenerator(VideoGenerator):
                     continue
                 await self._resume()
                 yield self._render(state)
-                keep = 0  # no new audio: let out what is held, one chunk per frame
-            else:
-                level, audio = item
-                state = self.advance(level)
-                await self._resume()
-                yield self._render(state)
-                held.append(audio)
-                keep = self._audio_delay
-            if sum(isinstance(x, rtc.AudioFrame) for x in held) > keep:
-                yield held.popleft()
-                while held and isinstance(held[0], AudioSegmentEnd):
-                    yield held.popleft()
+                continue
+            level, audio = item
+            state = self.advance(level)
+            await self._resume()
+            yield self._render(state)
+            yield audio
 
     def _skippable(self, state: tuple[Eyes, int, str | None]) -> bool:
         """An idle picture like the last one sent, with a refresh not yet due."""
-        if self._refresh is None or self._held or self._last_frame is None:
+        if self._refresh is None or self._last_frame is None:
             return False
         if state != self._last_state or self._skipped + 1 >= self._refresh:
             return False

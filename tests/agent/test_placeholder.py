@@ -123,17 +123,17 @@ async def test_frames_are_512x512_i420_and_one_per_40_ms_of_speech(
 ) -> None:
     await push(generator, [*tone(1.0, 0.3), AudioSegmentEnd()])
     stream = aiter(generator)
-    items = await take(stream, 53)
+    items = await take(stream, 2 * FPS + 1)
     assert isinstance(items[-1], AudioSegmentEnd)
     frames, chunks = video(items), audio(items)
-    assert len(frames) == FPS + 2 and len(chunks) == FPS
+    assert len(frames) == FPS and len(chunks) == FPS
     assert all((f.width, f.height, f.type) == (512, 512, rtc.VideoBufferType.I420) for f in frames)
     assert all(c.samples_per_channel == CHUNK and c.sample_rate == SAMPLE_RATE for c in chunks)
     assert generator.speaking_frames == FPS
-    # each 40 ms of audio goes out two frames after the video frame that shows it, the time
-    # that frame spends in the synchronizer's video queue; the segment ends after its audio
-    kinds = "".join("V" if isinstance(x, rtc.VideoFrame) else "A" for x in items[:52])
-    assert kinds == "VVV" + "AV" * 22 + "A" + "VA" + "VA"
+    # each 40 ms of audio goes out right after the video frame that shows it (the audio source
+    # then holds as much audio as the synchronizer's queue holds frames); the segment ends after
+    kinds = "".join("V" if isinstance(x, rtc.VideoFrame) else "A" for x in items[:-1])
+    assert kinds == "VA" * FPS
     # then idle frames, with no audio
     assert all(isinstance(item, rtc.VideoFrame) for item in await take(stream, 10))
 
@@ -189,7 +189,7 @@ async def test_the_mouth_follows_each_40_ms_of_the_voice(
     # 0.2 s silence, 0.2 s quiet, 0.2 s loud, 0.2 s silence, as one segment
     amplitudes = [0.0, 0.03, 0.4, 0.0]
     await push(generator, [f for a in amplitudes for f in tone(0.2, a)] + [AudioSegmentEnd()])
-    items = await take(generator.__aiter__(), 2 * 20 + 3)
+    items = await take(generator.__aiter__(), 2 * 20 + 1)
     assert isinstance(items[-1], AudioSegmentEnd)
     levels = []
     for frame, chunk in zip(video(items)[:20], audio(items), strict=True):
@@ -228,18 +228,17 @@ async def test_after_speech_the_mouth_closes_within_a_few_frames(
     )
 
 
-async def test_at_12_fps_a_frame_carries_83_ms_and_audio_waits_one_frame() -> None:
-    """A lower frame rate (PLACEHOLDER_FPS) keeps sound and picture in step: livekit's 100 ms
-    video queue holds one frame at 12 fps, so each chunk follows its frame by one."""
+async def test_at_12_fps_a_frame_carries_83_ms_of_speech() -> None:
+    """A lower frame rate (PLACEHOLDER_FPS): one frame and its chunk per 1/12 s of speech."""
     generator = PlaceholderVideoGenerator(seed=7, fps=12)
     await push(generator, [*tone(1.0, 0.3), AudioSegmentEnd()])
-    items = await take(aiter(generator), 26)
+    items = await take(aiter(generator), 25)
     assert isinstance(items[-1], AudioSegmentEnd)
     chunks = audio(items)
-    assert len(video(items)) == 13 and len(chunks) == 12 == generator.speaking_frames
+    assert len(video(items)) == 12 and len(chunks) == 12 == generator.speaking_frames
     assert {c.samples_per_channel for c in chunks} == {SAMPLE_RATE // 12}
-    kinds = "".join("V" if isinstance(x, rtc.VideoFrame) else "A" for x in items[:25])
-    assert kinds == "VV" + "AV" * 11 + "A"
+    kinds = "".join("V" if isinstance(x, rtc.VideoFrame) else "A" for x in items[:-1])
+    assert kinds == "VA" * 12
 
 
 async def test_at_12_fps_blinks_keep_their_timing_in_seconds() -> None:
@@ -381,14 +380,14 @@ async def test_clear_buffer_drops_the_audio_not_yet_played(
     await push(generator, tone(1.0, 0.3))
     stream = generator.__aiter__()
     first = await take(stream, 10)
-    assert len(video(first)) == 6 and len(audio(first)) == 4
+    assert len(video(first)) == 5 and len(audio(first)) == 5
     generator.clear_buffer()
     after = await take(stream, 20)
     assert audio(after) == [] and len(video(after)) == 20
-    assert generator.speaking_frames == 6 and generator.clears == 1
+    assert generator.speaking_frames == 5 and generator.clears == 1
     # the next reply plays from its start
     await push(generator, [*tone(0.2, 0.3), AudioSegmentEnd()])
-    again = await take(stream, 13)
+    again = await take(stream, 11)
     assert len(audio(again)) == 5 and isinstance(again[-1], AudioSegmentEnd)
 
 
@@ -397,21 +396,20 @@ async def test_a_segment_end_follows_its_last_audio_padded_to_a_whole_frame(
 ) -> None:
     await push(generator, [*tone(0.25, 0.3), AudioSegmentEnd(), *tone(0.08, 0.3)])
     await push(generator, [AudioSegmentEnd()])
-    items = await take(generator.__aiter__(), 2 * 7 + 1 + 2 * 2 + 1 + 2)
+    items = await take(generator.__aiter__(), 2 * 7 + 1 + 2 * 2 + 1)
     ends = [i for i, item in enumerate(items) if isinstance(item, AudioSegmentEnd)]
-    # the segment's end right after its last audio; the second segment's last two chunks
-    # follow two idle frames, as their frames are still in the video queue
+    # each segment's end right after its last audio
     kinds = "".join(
         "E" if i in ends else "V" if isinstance(x, rtc.VideoFrame) else "A"
         for i, x in enumerate(items)
     )
-    assert kinds == "VVV" + "AV" * 6 + "AE" + "VAVAE"
-    assert ends == [16, 21]
-    first = audio(items[:16])
+    assert kinds == "VA" * 7 + "E" + "VA" * 2 + "E"
+    assert ends == [14, 19]
+    first = audio(items[:14])
     assert len(first) == 7 and all(c.samples_per_channel == CHUNK for c in first)
     tail = np.frombuffer(first[-1].data, dtype=np.int16)
     assert tail[: CHUNK // 4].any() and not tail[CHUNK // 4 :].any()
-    assert len(audio(items[17:21])) == 2
+    assert len(audio(items[15:19])) == 2
 
 
 async def test_other_rates_and_stereo_come_out_as_24_khz_mono(
