@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,12 @@ hypothesis_settings.load_profile("suite")
 
 # structlog lines become stdlib records, so pytest's caplog sees them with their fields
 logs.configure_structlog()
+
+# Tests press Ctrl-C on the programs they start (SIGINT). A suite started in the background by
+# a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored and passes that on to every
+# child, which then never sees it: handled here, it is back to the default in each child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from devkit import livekit_server as livekit_runner  # noqa: E402
 from devkit.bithuman_api import BithumanStub  # noqa: E402
