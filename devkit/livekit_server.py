@@ -23,7 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BINARY = ROOT / "tools" / "livekit-server"
-UDP_PORTS = 20  # a few rooms' worth of ICE/UDP candidates
+# WebRTC over UDP goes through these ports, shared by every participant (livekit's UDP mux, as
+# recommended in production: as many ports as vCPUs). A port range instead gives each peer
+# connection a port of its own: 20 of them ran out at 7-10 rooms in benchmarks/capacity.py.
+UDP_PORTS = 2
 
 RUNNING: list[LiveKitServer] = []  # the session's server, for the failing-test log hook
 
@@ -119,8 +122,7 @@ def config(http_port: int, tcp_port: int, udp_start: int, key: str, secret: str)
   "keys": {{"{key}": "{secret}"}},
   "rtc": {{
     "tcp_port": {tcp_port},
-    "port_range_start": {udp_start},
-    "port_range_end": {udp_start + UDP_PORTS - 1},
+    "udp_port": "{udp_start}-{udp_start + UDP_PORTS - 1}",
     "node_ip": "127.0.0.1",
     "use_external_ip": false,
     "enable_loopback_candidate": true
