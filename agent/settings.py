@@ -78,8 +78,8 @@ class AvatarMode(StrEnum):
 
 # AVATAR_MODE: what the user asks for; `auto` infers a bitHuman avatar from the BITHUMAN_* values
 AvatarChoice = Literal["auto", "bithuman-cloud", "bithuman-local", "placeholder", "none"]
-# the rates at which a frame carries a whole number of 24 kHz samples (the placeholder generator
-# refuses the others: its sound and picture would drift apart)
+# the placeholder generator's FRAME_RATES (not imported: settings answer before heavy imports;
+# a test keeps them equal)
 PLACEHOLDER_FRAME_RATES = (10, 12, 15, 16, 20, 24, 25, 30)
 
 
@@ -94,7 +94,7 @@ class NoAvatar:
 class PlaceholderFace:
     mode: ClassVar[AvatarMode] = AvatarMode.PLACEHOLDER
 
-    fps: int = 25
+    fps: int
 
 
 @dataclass(frozen=True)

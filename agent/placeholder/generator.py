@@ -48,6 +48,9 @@ WIDTH = HEIGHT = 512
 FPS = 25
 SAMPLE_RATE = 24_000  # what OpenAI Realtime speaks; the session resamples anything else
 GESTURE_SECONDS = 2.0
+# the frame rates at which a frame holds a whole number of samples (at others sound and picture
+# would drift apart), from 10 up: 10, 12, 15, 16, 20, 24, 25, 30
+FRAME_RATES = tuple(fps for fps in range(10, 31) if SAMPLE_RATE % fps == 0)
 # in the job, an unchanged idle picture is sent every 0.4 s (every 10th frame at 25 fps)
 IDLE_REFRESH_SECONDS = 0.4
 
@@ -60,14 +63,6 @@ CLOSING_STEP = 2
 # blinks: every 2.4-5.6 s, lid half closed, closed, closed, half closed (40 ms each)
 BLINK_GAP_SECONDS = (2.4, 5.6)
 BLINK = (Eyes.HALF, Eyes.CLOSED, Eyes.CLOSED, Eyes.HALF)
-
-
-def frame_rate_error(fps: int) -> str | None:
-    """Why the generator cannot run at `fps`, if it cannot: each frame must carry a whole
-    number of samples (else sound and picture drift apart), and it stays a moving face."""
-    if not 10 <= fps <= 30 or SAMPLE_RATE % fps:
-        return f"must divide {SAMPLE_RATE} and lie within 10-30 (25, 24, 20, 15, 12 or 10)"
-    return None
 
 
 def idle_refresh_every(fps: int) -> int:
@@ -104,8 +99,8 @@ class PlaceholderVideoGenerator(VideoGenerator):
         idle_refresh_frames: int | None = None,
         seed: int | None = None,
     ) -> None:
-        if (error := frame_rate_error(fps)) is not None:
-            raise ValueError(f"fps {fps}: {error}")
+        if fps not in FRAME_RATES:
+            raise ValueError(f"fps {fps}: must be one of {', '.join(map(str, FRAME_RATES))}")
         self.art = art if art is not None else face_art(WIDTH, HEIGHT)
         self.fps = fps
         self.sample_rate = sample_rate

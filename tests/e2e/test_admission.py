@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from devkit.harness import User, agent_identity
+from devkit.harness import AgentProcess, User, agent_identity
 from devkit.openai_realtime import GREETING
 from tests.e2e.conftest import Stack
 
@@ -21,19 +21,29 @@ async def greeted(user: User) -> str:
     return speaker
 
 
+async def full_worker(stack: Stack) -> tuple[AgentProcess, User, str]:
+    """A worker capped at one session, that session's user and agent identity, once the worker
+    has reported itself full. The cap alone decides (the host's CPU is other tests'); no local
+    VAD: the cheap session."""
+    worker = await stack.start_agent(capped(stack))
+    user = await stack.join()
+    speaker = await greeted(user)
+    await worker.wait_for_log(FULL, within=30)
+    return worker, user, speaker
+
+
+def capped(stack: Stack) -> dict[str, str]:
+    return stack.settings(
+        AGENT_MAX_SESSIONS="1", AGENT_LOAD_THRESHOLD="inf", AGENT_LOCAL_VAD="false"
+    )
+
+
 async def test_a_worker_at_its_session_cap_is_passed_over_and_its_session_goes_on(
     stack: Stack,
 ) -> None:
-    # the cap alone decides (the host's CPU is other tests'); no local VAD: the cheap session
-    settings = stack.settings(
-        AGENT_MAX_SESSIONS="1", AGENT_LOAD_THRESHOLD="inf", AGENT_LOCAL_VAD="false"
-    )
-    first = await stack.start_agent(settings)
-    one = await stack.join()
-    speaker = await greeted(one)
-    await first.wait_for_log(FULL, within=30)
+    first, one, speaker = await full_worker(stack)
 
-    second = await stack.start_agent(settings)
+    second = await stack.start_agent(capped(stack))
     two = await stack.join()
     await greeted(two)
     assert [r["room"] for r in first.logged("received job request")] == [one.room.name]
@@ -58,13 +68,7 @@ async def test_with_no_other_worker_the_next_room_is_refused_and_the_session_goe
     """What LiveKit does with a job no worker can take: it drops it ("no servers available"),
     it does not queue it. The room stays without an agent (the web page says so after its
     timeout) and the running session is untouched."""
-    settings = stack.settings(
-        AGENT_MAX_SESSIONS="1", AGENT_LOAD_THRESHOLD="inf", AGENT_LOCAL_VAD="false"
-    )
-    worker = await stack.start_agent(settings)
-    one = await stack.join()
-    speaker = await greeted(one)
-    await worker.wait_for_log(FULL, within=30)
+    worker, one, speaker = await full_worker(stack)
 
     offset = stack.livekit.log_size()
     two = await stack.join()
